@@ -27,7 +27,7 @@ import { asyncIterableReader, createDecoder, type BytesReader } from '@ipld/car/
 import { CID, DAG_CBOR, checkCid } from './cid.ts'
 import { IncompleteBuildError, InvalidInputError, NoSpaceError } from './errors.ts'
 import { buildCids, readRecord } from './build.ts'
-import { applyDelta, decodeDelta, deltaFileCount, keyOf, planBundle, rememberDelta, type DeltaRecord } from './delta.ts'
+import { applyDelta, decodeDelta, deltaFileCount, deltasSupported, keyOf, planBundle, rememberDelta, type DeltaRecord } from './delta.ts'
 import type { BlockStore } from './blockstore.ts'
 
 /** Largest CAR section (header or block) an import will read, in bytes. Our blocks are at most 1 MiB; a directory node of a huge flat directory can be a few MiB. */
@@ -42,7 +42,7 @@ export type BytesProgress = (done: number, total?: number) => void
 export interface ExportOptions {
   /** Builds the receiver holds: the bundle carries only what they lack. Each must be complete in this store. */
   have?: CID[]
-  /** Replace the new leaves of changed and new files by zstd patches (default: true when `have` is given; ignored without it). */
+  /** Replace the new leaves of changed and new files by zstd patches (default: true when `have` is given and this Node can, see deltasSupported; ignored without `have`). */
   delta?: boolean
   /** Block bytes written so far, of the bundle's total (CAR framing not counted). */
   onProgress?: BytesProgress
@@ -96,7 +96,8 @@ function noSpace (err: unknown): boolean {
  */
 export async function exportBundle (store: BlockStore, root: CID, out: string, options: ExportOptions = {}): Promise<ExportResult> {
   const have = options.have ?? []
-  const useDelta = have.length > 0 && (options.delta ?? true)
+  // by default a Node too old for deltas just sends raw leaves; asking for a delta there fails clearly
+  const useDelta = have.length > 0 && (options.delta ?? deltasSupported())
   const plan = await planBundle(store, root, have, useDelta ? 'compute' : 'off')
   const partial = out + '.partial'
   const { writer, out: car } = CarWriter.create(plan.roots)

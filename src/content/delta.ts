@@ -122,12 +122,18 @@ export function keyOf (cid: CID): string {
   return cid.toV1().toString()
 }
 
-/** zstd with dictionaries needs Node >= 22.19 (zstd itself arrived in 22.15); older Nodes would silently ignore the dictionary. */
-function checkZstd (): void {
+/**
+ * True when this Node can make and apply deltas: zstd with dictionaries
+ * needs Node >= 22.19 (zstd itself arrived in 22.15), and older ones would
+ * silently ignore the dictionary option rather than fail.
+ */
+export function deltasSupported (): boolean {
   const [major = 0, minor = 0] = process.versions.node.split('.').map(Number)
-  if (typeof zlib.createZstdDecompress !== 'function' || (major === 22 && minor < 19) || major < 22) {
-    throw new ContentError('ERR_UNSUPPORTED', `deltas need Node >= 22.19 (zstd with dictionaries); this is ${process.version}`)
-  }
+  return typeof zlib.createZstdDecompress === 'function' && (major > 22 || (major === 22 && minor >= 19))
+}
+
+function checkZstd (): void {
+  if (!deltasSupported()) throw new ContentError('ERR_UNSUPPORTED', `deltas need Node >= 22.19 (zstd with dictionaries); this is ${process.version}`)
 }
 
 // ---------------------------------------------------------------- records
