@@ -2,7 +2,7 @@
 // data directories on this machine: the publisher adds a build and a newer
 // one, writes USB bundles, and a school laptop imports and applies them.
 import { execFileSync } from 'node:child_process'
-import { mkdir, rm, stat, writeFile, readFile } from 'node:fs/promises'
+import { mkdir, rm, stat, utimes, writeFile, readFile } from 'node:fs/promises'
 import { join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createCipheriv, createHash } from 'node:crypto'
@@ -37,6 +37,11 @@ async function sampleTree (dir: string, version: number): Promise<void> {
   await writeFile(join(dir, 'etc', 'os-release'), `NAME="Sample XO OS"\nVERSION="${version}"\n`)
   await writeFile(join(dir, 'usr/share/doc', 'README'), 'A sample build for the xo-mesh demo.\n'.repeat(50))
   if (version > 1) await writeFile(join(dir, 'usr/share/doc', 'NEWS'), 'Version 2: a patched kernel.\n')
+  // a build system stamps its files (SOURCE_DATE_EPOCH), so unchanged files are identical builds to builds
+  for (const f of ['bin/kernel.img', 'etc/os-release', 'usr/share/doc/README', ...Array.from({ length: 8 }, (_, i) => `lib/libsample${i}.so`)]) {
+    const when = f === 'bin/kernel.img' || f === 'etc/os-release' ? 1_790_000_000 + version * 86_400 : 1_790_000_000
+    await utimes(join(dir, f), when, when)
+  }
 }
 
 async function size (path: string): Promise<string> {
@@ -50,6 +55,7 @@ const root = join(work, 'laptop-os')
 
 say('The publisher adds build 1 (a sample OS tree, ~9 MB)')
 await sampleTree(join(work, 'tree-v1'), 1)
+await mkdir(join(work, 'usb'), { recursive: true })
 const v1 = xo(['--data', publisher, 'add', join(work, 'tree-v1'), '--name', 'sample-os-1', '--kind', 'os'])
 
 say('... and writes it to a USB bundle (a standard CARv1 file)')

@@ -197,9 +197,12 @@ program.command('diff')
     const r = await repo()
     const plan = await planUpdate(r.store, parseCid(oldText), parseCid(newText))
     if (globals().json === true) return json(plan)
-    for (const [k, v] of Object.entries(plan)) {
-      if (Array.isArray(v)) { for (const p of v) out(`${k.replace(/^files/, '').toLowerCase().padEnd(8)} ${String(p)}`) } else out(`${k}: ${typeof v === 'number' && /bytes/i.test(k) ? humanBytes(v) : String(v)}`)
-    }
+    for (const p of plan.filesChanged) out(`changed   ${p}`)
+    for (const p of plan.filesAdded) out(`added     ${p}`)
+    for (const p of plan.filesRemoved) out(`removed   ${p}`)
+    for (const p of plan.filesTouched) out(`metadata  ${p}`)
+    out(`${plan.filesChanged.length} changed, ${plan.filesAdded.length} added, ${plan.filesRemoved.length} removed, ${plan.filesTouched.length} with new mode or mtime only`)
+    out(`the update costs ${plan.blocks} blocks, ${humanBytes(plan.rawBytes)} as blocks${plan.deltaBytes !== undefined ? `, ${humanBytes(plan.deltaBytes)} with the stored delta` : ' (export --have computes a smaller delta)'}`)
   })
 
 async function main (): Promise<void> {

@@ -79,7 +79,19 @@ export class BlockStore {
   async put (cid: CID, bytes: Uint8Array, where = 'input'): Promise<boolean> {
     checkCid(cid)
     if (!matches(cid, bytes)) throw new CorruptBlockError(cid.toString(), where)
+    // a copy already here may have rotted: good bytes in hand replace a bad copy
+    if (await this.has(cid) && !await this.intact(cid)) await this.delete(cid)
     return this.putHashed(cid, bytes)
+  }
+
+  /** True when the stored copy of a block hashes to its CID. */
+  async intact (cid: CID): Promise<boolean> {
+    try {
+      await this.get(cid)
+      return true
+    } catch {
+      return false
+    }
   }
 
   /**

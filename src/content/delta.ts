@@ -737,8 +737,10 @@ export async function planBundle (store: BlockStore, root: CID, have: CID[], del
 
 /** What `xo-mesh diff` shows: the files that differ between two builds and what the update costs. */
 export interface UpdatePlan {
-  /** Paths of files in both builds whose file node differs (content, mode or mtime), sorted. */
+  /** Paths of files in both builds whose content differs, sorted. */
   filesChanged: string[]
+  /** Paths of files in both builds with the same content but another mode or mtime (no leaves to send), sorted. */
+  filesTouched: string[]
   /** Paths of files only in the new build, sorted. */
   filesAdded: string[]
   /** Paths of files only in the old build, sorted. */
@@ -761,10 +763,11 @@ export interface UpdatePlan {
  * otherwise).
  */
 export async function planUpdate (store: BlockStore, old: CID, updated: CID): Promise<UpdatePlan> {
-  const filesOf = async (build: CID): Promise<Map<string, string>> => {
-    const files = new Map<string, string>()
+  // a file by its node (content and metadata) and by its content alone (its children)
+  const filesOf = async (build: CID): Promise<Map<string, { node: string, content: string }>> => {
+    const files = new Map<string, { node: string, content: string }>()
     for await (const e of walkTree(store, (await readRecord(store, build)).tree)) {
-      if (e.node.type === 'file') files.set(e.path, keyOf(e.cid))
+      if (e.node.type === 'file') files.set(e.path, { node: keyOf(e.cid), content: e.node.children.map(c => keyOf(c.cid)).join(',') + (e.node.inline !== undefined ? `+${Buffer.from(e.node.inline).toString('base64')}` : '') })
     }
     return files
   }
@@ -772,11 +775,13 @@ export async function planUpdate (store: BlockStore, old: CID, updated: CID): Pr
   const before = await filesOf(old)
   const after = await filesOf(updated)
   const filesChanged: string[] = []
+  const filesTouched: string[] = []
   const filesAdded: string[] = []
-  for (const [path, cid] of after) {
+  for (const [path, now] of after) {
     const was = before.get(path)
     if (was === undefined) filesAdded.push(path)
-    else if (was !== cid) filesChanged.push(path)
+    else if (was.content !== now.content) filesChanged.push(path)
+    else if (was.node !== now.node) filesTouched.push(path)
   }
   const filesRemoved = [...before.keys()].filter(p => !after.has(p))
   const sizeOf = async (blocks: CID[]): Promise<number> => {
@@ -787,6 +792,7 @@ export async function planUpdate (store: BlockStore, old: CID, updated: CID): Pr
   const byName = (a: string, b: string): number => a < b ? -1 : a > b ? 1 : 0
   const plan: UpdatePlan = {
     filesChanged: filesChanged.sort(byName),
+    filesTouched: filesTouched.sort(byName),
     filesAdded: filesAdded.sort(byName),
     filesRemoved: filesRemoved.sort(byName),
     blocks: raw.blocks.length,

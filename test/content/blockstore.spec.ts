@@ -47,6 +47,15 @@ describe('BlockStore', () => {
     await assert.rejects(store.get(cid), CorruptBlockError)
   })
 
+  it('replaces a rotted copy when good bytes arrive again', async () => {
+    const bytes = new Uint8Array(1000).fill(5)
+    const cid = cidOf(RAW, bytes)
+    await store.put(cid, bytes)
+    await writeFile(store.path(cid), new Uint8Array(1000).fill(6))
+    assert.equal(await store.put(cid, bytes), true)
+    assert.deepEqual(await store.get(cid), bytes)
+  })
+
   it('reports a missing block by name', async () => {
     await assert.rejects(store.get(cidOf(DAG_CBOR, new Uint8Array([0xa0]))), BlockNotFoundError)
   })
