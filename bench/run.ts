@@ -16,7 +16,8 @@ import { join, relative } from 'node:path'
 import { ensureDir, REPO_ROOT, RESULTS_DIR, type BenchContext, type BenchModule } from './util.js'
 
 const BENCHES: Record<string, () => Promise<BenchModule>> = {
-  delta: () => import('./delta.js')
+  delta: () => import('./delta.js'),
+  add: () => import('./add.js')
 }
 
 interface Machine {

@@ -53,6 +53,12 @@ function json (value: unknown): void {
   out(JSON.stringify(value, plain, 2))
 }
 
+function parseDate (text: string): Date {
+  const d = new Date(text)
+  if (Number.isNaN(d.getTime())) throw new InvalidInputError(`not a date: ${JSON.stringify(text)} (use ISO 8601, e.g. 2026-11-26T00:00:00Z)`)
+  return d
+}
+
 function modeString (mode: number | undefined, type: string): string {
   const t = type === 'directory' ? 'd' : type === 'symlink' ? 'l' : '-'
   if (mode === undefined) return t + '?????????'
@@ -64,23 +70,27 @@ program.command('add')
   .description('chunk and store a tree (or an image builder tarball) as a build; prints its root CID last')
   .argument('[dir]', 'directory to add')
   .option('--name <name>', 'build name (required with a directory)')
-  .addOption(new Option('--kind <kind>', 'what the build is').choices([...KINDS]).default('content'))
+  .addOption(new Option('--kind <kind>', 'what the build is (default: content; os for --image)').choices([...KINDS]))
   .option('--image <tarball>', 'an image builder NAME-tree.tar.bz2 (with its .md5 and NAME.name beside it)')
-  .action(async (dir: string | undefined, opts: { name?: string, kind: Kind, image?: string }) => {
+  .option('--created <date>', 'when the build was made, ISO 8601 (default $SOURCE_DATE_EPOCH, else now): the same tree and date give the same CID')
+  .action(async (dir: string | undefined, opts: { name?: string, kind?: Kind, image?: string, created?: string }) => {
     const r = await repo()
     const progress = new Progress('add')
     let result
     if (opts.image !== undefined) {
       if (dir !== undefined) throw new InvalidInputError('give either a directory or --image, not both')
       result = await addImage(r.store, resolve(opts.image), {
-        kind: opts.kind === 'content' ? 'os' : opts.kind,
+        kind: opts.kind ?? 'os',
+        ...(opts.created !== undefined ? { created: parseDate(opts.created) } : {}),
         onCompressedBytes: (n, total) => { progress.update(n, total) }
       })
     } else {
       if (dir === undefined) throw new InvalidInputError('add needs a directory or --image')
       if (opts.name === undefined || opts.name.trim() === '') throw new InvalidInputError('add needs --name for a directory')
-      const total = await treeBytes(resolve(dir)).catch(() => undefined)
-      result = await addDirectory(r.store, resolve(dir), { name: opts.name, kind: opts.kind, onProgress: n => { progress.update(n, total) } })
+      // the denominator costs a walk of the tree: only worth it when a bar is drawn
+      let total: number | undefined
+      if (progress.visible) { try { total = treeBytes(resolve(dir)) } catch { total = undefined } }
+      result = await addDirectory(r.store, resolve(dir), { name: opts.name, kind: opts.kind ?? 'content', ...(opts.created !== undefined ? { created: parseDate(opts.created) } : {}), onProgress: n => { progress.update(n, total) } })
     }
     progress.done()
     await r.noteBuild(result.cid, result.record)

@@ -21,6 +21,11 @@ export class Progress {
     this.tty = stream.isTTY === true && process.env.XO_MESH_NO_PROGRESS === undefined
   }
 
+  /** True when a bar is drawn (stderr is a terminal). */
+  get visible (): boolean {
+    return this.tty
+  }
+
   /** Redraws at most ten times a second. */
   update (done: number, total: number | undefined, force = false): void {
     if (!this.tty) return

@@ -1,6 +1,6 @@
 // `add <dir>`: a directory tree from the filesystem into the store as a build.
-import { createReadStream } from 'node:fs'
-import { lstat, opendir, readlink } from 'node:fs/promises'
+import { createReadStream, lstatSync, readFileSync, readdirSync, readlinkSync } from 'node:fs'
+import { lstat } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { BigIntStats } from 'node:fs'
 import { InvalidInputError } from './errors.ts'
@@ -40,17 +40,27 @@ function specialOf (st: BigIntStats): SpecialFile | undefined {
   return { type, mode: Number(st.mode & 0o7777n), major, minor, mtime: [Number(st.mtimeNs / 1_000_000_000n), Number(st.mtimeNs % 1_000_000_000n)] }
 }
 
+/**
+ * When a build says it was made: SOURCE_DATE_EPOCH when set (reproducible
+ * builds: the same tree then gives the same CID), else now.
+ */
+export function defaultCreated (): Date {
+  const epoch = process.env.SOURCE_DATE_EPOCH
+  if (epoch !== undefined && /^\d+$/.test(epoch)) return new Date(Number(epoch) * 1000)
+  return new Date()
+}
+
 /** Total bytes of regular files under dir, for a progress bar's denominator. */
-export async function treeBytes (dir: string): Promise<number> {
+export function treeBytes (dir: string): number {
   let total = 0
-  const walk = async (d: string): Promise<void> => {
-    for await (const e of await opendir(d)) {
+  const walk = (d: string): void => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
       const p = join(d, e.name)
-      if (e.isDirectory()) await walk(p)
-      else if (e.isFile()) total += (await lstat(p)).size
+      if (e.isDirectory()) walk(p)
+      else if (e.isFile()) total += lstatSync(p).size
     }
   }
-  await walk(dir)
+  walk(dir)
   return total
 }
 
@@ -69,18 +79,20 @@ export async function addDirectory (store: BlockStore, dir: string, options: Add
   if (!top.isDirectory()) throw new InvalidInputError(`${dir} is not a directory`)
   const builder = new TreeBuilder(store, options)
   try {
+    // synchronous metadata calls: a thread-pool round trip per lstat cost ~100 µs here, the call itself ~5
     const walk = async (abs: string, rel: string, st: BigIntStats): Promise<void> => {
       builder.addDirectory(rel, entryStat(st))
-      const names: string[] = []
-      for await (const e of await opendir(abs)) names.push(e.name)
-      names.sort()
+      const names = readdirSync(abs).sort()
       for (const name of names) {
         const childAbs = join(abs, name)
         const childRel = rel === '' ? name : `${rel}/${name}`
-        const cst = await lstat(childAbs, { bigint: true })
+        const cst = lstatSync(childAbs, { bigint: true })
         if (cst.isDirectory()) await walk(childAbs, childRel, cst)
-        else if (cst.isFile()) await builder.addFile(childRel, entryStat(cst), createReadStream(childAbs, { highWaterMark: READ_SIZE }))
-        else if (cst.isSymbolicLink()) await builder.addSymlink(childRel, await readlink(childAbs), entryStat(cst))
+        else if (cst.isFile()) {
+          // a small file in one read: a stream's setup costs more than the file
+          const content = cst.size <= BigInt(READ_SIZE) ? [readFileSync(childAbs)] : createReadStream(childAbs, { highWaterMark: READ_SIZE })
+          await builder.addFile(childRel, entryStat(cst), content)
+        } else if (cst.isSymbolicLink()) await builder.addSymlink(childRel, readlinkSync(childAbs), entryStat(cst))
         else {
           const special = specialOf(cst)
           if (special !== undefined) builder.addSpecial(childRel, special, entryStat(cst))
@@ -88,7 +100,7 @@ export async function addDirectory (store: BlockStore, dir: string, options: Add
       }
     }
     await walk(dir, '', top)
-    return await builder.finish({ name: options.name, kind: options.kind, created: options.created ?? new Date() })
+    return await builder.finish({ name: options.name, kind: options.kind, created: options.created ?? defaultCreated() })
   } catch (err) {
     await builder.abort()
     if ((err as NodeJS.ErrnoException).code === 'EACCES' || (err as NodeJS.ErrnoException).code === 'ENOENT') {

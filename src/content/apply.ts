@@ -5,9 +5,8 @@
 //   ROOT/current            -> versions/<cid>   (a symlink, replaced by rename)
 //   ROOT/versions/<cid>/     a finished, verified version
 //   ROOT/versions/.staging-<cid>/   a version being written; resumed by a rerun
-import { lstat, mkdir, readdir, readlink, rename, rm, stat, symlink } from 'node:fs/promises'
+import { lstatSync, mkdirSync, readdirSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, type Stats } from 'node:fs'
 import { join } from 'node:path'
-import type { Stats } from 'node:fs'
 import { CID, parseCid } from './cid.ts'
 import { IncompleteBuildError, InvalidInputError } from './errors.ts'
 import { buildCids, readRecord, walkTree, type BuildRecord } from './build.ts'
@@ -38,7 +37,7 @@ export interface ApplyResult {
 export async function currentVersion (root: string): Promise<CID | undefined> {
   let target: string
   try {
-    target = await readlink(join(root, CURRENT))
+    target = readlinkSync(join(root, CURRENT))
   } catch {
     return undefined
   }
@@ -50,8 +49,8 @@ export async function currentVersion (root: string): Promise<CID | undefined> {
   }
 }
 
-async function exists (path: string): Promise<boolean> {
-  return lstat(path).then(() => true, () => false)
+function exists (path: string): boolean {
+  return lstatSync(path, { throwIfNoEntry: false }) !== undefined
 }
 
 /** Paths of each file of a build by file node CID (a file moved or copied still links). */
@@ -80,19 +79,19 @@ export async function applyBuild (store: BlockStore, cid: CID, root: string, onP
   const name = cid.toString()
   const versions = join(root, VERSIONS)
   const final = join(versions, name)
-  await mkdir(versions, { recursive: true })
+  mkdirSync(versions, { recursive: true })
 
   const current = await currentVersion(root)
   const result: ApplyResult = { cid, path: final, written: 0, linked: 0, kept: 0, previous: current, alreadyCurrent: false }
-  if (current?.equals(cid) === true && await exists(final)) {
+  if (current?.equals(cid) === true && exists(final)) {
     result.alreadyCurrent = true
     await prune(root, cid, undefined)
     return result
   }
 
-  if (!await exists(final)) {
+  if (!exists(final)) {
     const staging = join(versions, STAGING + name)
-    await mkdir(staging, { recursive: true })
+    mkdirSync(staging, { recursive: true })
     let previous: { dir: string, files: Map<string, string> } | undefined
     if (current !== undefined && await store.has(current)) {
       try {
@@ -109,14 +108,14 @@ export async function applyBuild (store: BlockStore, cid: CID, root: string, onP
       const owner = ownerOf(record.meta, e.path)
       const node = e.node
       if (node.type === 'directory') {
-        const st = await lstat(dest).catch(() => undefined)
-        if (st !== undefined && !st.isDirectory()) await rm(dest, { force: true, recursive: true })
-        await mkdir(dest, { recursive: true, mode: 0o700 })
+        const st = lstatSync(dest, { throwIfNoEntry: false })
+        if (st !== undefined && !st.isDirectory()) rmSync(dest, { force: true, recursive: true })
+        mkdirSync(dest, { recursive: true, mode: 0o700 })
         dirs.push({ path: dest, mode: node.mode, mtime: node.mtime, owner })
       } else if (node.type === 'symlink') {
         await writeSymlink(dest, node.target, node.mtime, owner)
       } else {
-        const st = await lstat(dest).catch(() => undefined)
+        const st = lstatSync(dest, { throwIfNoEntry: false })
         const inPlace = st !== undefined && st.isFile() && (st.mode & 0o7777) === node.mode && sameOwner(st, owner) &&
           sameMtime(BigInt(Math.round(st.mtimeMs * 1e6)), node.mtime) && await checkFileContent(store, e.cid, dest) === undefined
         if (inPlace) {
@@ -124,7 +123,7 @@ export async function applyBuild (store: BlockStore, cid: CID, root: string, onP
         } else {
           const from = previous?.files.get(e.cid.toString())
           const source = from === undefined ? undefined : join(previous!.dir, from)
-          const sst = source === undefined ? undefined : await lstat(source).catch(() => undefined)
+          const sst = source === undefined ? undefined : lstatSync(source, { throwIfNoEntry: false })
           // a link shares the inode, so it must already be exactly right: the old version is never touched
           const exact = sst?.isFile() === true && (sst.mode & 0o7777) === node.mode && sameOwner(sst, owner) && sameMtime(BigInt(Math.round(sst.mtimeMs * 1e6)), node.mtime)
           if (source !== undefined && exact && await checkFileContent(store, e.cid, source) === undefined) {
@@ -147,12 +146,15 @@ export async function applyBuild (store: BlockStore, cid: CID, root: string, onP
     for (const d of dirs.reverse()) await setMeta(d.path, d.mode, d.mtime, d.owner)
 
     onProgress?.({ phase: 'verify', done: 0, total })
-    const problems = await verifyTree(store, cid, staging, { repair: false })
+    // every file's bytes were checked on the way in (written from verified
+    // blocks, or hashed before being kept or linked): this pass checks the
+    // whole tree's shape, sizes and metadata without hashing it all again
+    const problems = await verifyTree(store, cid, staging, { repair: false, content: false })
     if (problems.length > 0) {
       throw new InvalidInputError(`version ${name} failed verification after writing: ${problems[0]!.path}: ${problems[0]!.problem}`)
     }
     await syncFs(staging)
-    await rename(staging, final)
+    renameSync(staging, final)
   }
 
   onProgress?.({ phase: 'switch', done: 1, total: 1 })
@@ -165,9 +167,9 @@ export async function applyBuild (store: BlockStore, cid: CID, root: string, onP
 async function switchCurrent (root: string, cid: CID): Promise<void> {
   const link = join(root, CURRENT)
   const tmp = link + PARTIAL
-  await rm(tmp, { force: true })
-  await symlink(join(VERSIONS, cid.toString()), tmp)
-  await rename(tmp, link)
+  rmSync(tmp, { force: true })
+  symlinkSync(join(VERSIONS, cid.toString()), tmp)
+  renameSync(tmp, link)
   await syncFs(root)
 }
 
@@ -175,17 +177,17 @@ async function switchCurrent (root: string, cid: CID): Promise<void> {
 async function prune (root: string, keep: CID, previous: CID | undefined): Promise<void> {
   const versions = join(root, VERSIONS)
   let keepPrev = previous?.toString()
-  const names = await readdir(versions)
+  const names = readdirSync(versions)
   if (keepPrev === undefined) {
     // a rerun that finds itself current: keep the newest other version as the previous one
     const others = names.filter(n => !n.startsWith('.') && n !== keep.toString())
-    const withTimes = await Promise.all(others.map(async n => ({ n, t: (await stat(join(versions, n))).ctimeMs })))
+    const withTimes = others.map(n => ({ n, t: statSync(join(versions, n)).ctimeMs }))
     keepPrev = withTimes.sort((a, b) => b.t - a.t)[0]?.n
   }
   for (const n of names) {
     if (n === keep.toString() || n === keepPrev) continue
-    if (n.startsWith(STAGING) && n !== STAGING + keep.toString()) await rm(join(versions, n), { recursive: true, force: true })
-    else if (!n.startsWith('.')) await rm(join(versions, n), { recursive: true, force: true })
+    if (n.startsWith(STAGING) && n !== STAGING + keep.toString()) rmSync(join(versions, n), { recursive: true, force: true })
+    else if (!n.startsWith('.')) rmSync(join(versions, n), { recursive: true, force: true })
   }
 }
 
@@ -197,7 +199,7 @@ export interface Problem { path: string, problem: string, repaired: boolean }
  * With repair, rewrites what differs from the store. Extra files are
  * reported, never deleted: they may be someone's work.
  */
-export async function verifyTree (store: BlockStore, cid: CID, dir: string, options: { repair: boolean }): Promise<Problem[]> {
+export async function verifyTree (store: BlockStore, cid: CID, dir: string, options: { repair: boolean, content?: boolean }): Promise<Problem[]> {
   const record = await readRecord(store, cid)
   const problems: Problem[] = []
   const expected = new Set<string>()
@@ -210,16 +212,20 @@ export async function verifyTree (store: BlockStore, cid: CID, dir: string, opti
     const dest = e.path === '' ? dir : join(dir, e.path)
     const node = e.node
     const owner = ownerOf(record.meta, e.path)
-    const st = await lstat(dest).catch(() => undefined)
+    const st = lstatSync(dest, { throwIfNoEntry: false })
     const show = e.path === '' ? '.' : e.path
     if (node.type === 'directory') {
-      if (st?.isDirectory() !== true) await note(show, 'missing directory', async () => { await rm(dest, { force: true }); await mkdir(dest, { recursive: true }); await setMeta(dest, node.mode, node.mtime, owner) })
+      if (st?.isDirectory() !== true) await note(show, 'missing directory', async () => { rmSync(dest, { force: true }); mkdirSync(dest, { recursive: true }); await setMeta(dest, node.mode, node.mtime, owner) })
       else if (node.mode !== undefined && (st.mode & 0o7777) !== node.mode) await note(show, `mode ${(st.mode & 0o7777).toString(8)}, expected ${node.mode.toString(8)}`, async () => { await setMeta(dest, node.mode, undefined, owner) })
     } else if (node.type === 'symlink') {
-      const target = st?.isSymbolicLink() === true ? await readlink(dest) : undefined
+      const target = st?.isSymbolicLink() === true ? readlinkSync(dest) : undefined
       if (target !== node.target) await note(show, target === undefined ? 'missing symlink' : `symlink to ${target}, expected ${node.target}`, async () => { await writeSymlink(dest, node.target, node.mtime, owner) })
     } else {
-      const content = st?.isFile() === true ? await checkFileContent(store, e.cid, dest) : 'missing'
+      const content = st?.isFile() !== true
+        ? 'missing'
+        : options.content === false
+          ? (st.size === node.size ? undefined : `size ${st.size}, expected ${node.size}`)
+          : await checkFileContent(store, e.cid, dest)
       if (content !== undefined) {
         await note(show, content, async () => { await writeFileFromStore(store, e.cid, dest); await setMeta(dest, node.mode, node.mtime, owner) })
       } else if (node.mode !== undefined && (st!.mode & 0o7777) !== node.mode) {
@@ -231,17 +237,17 @@ export async function verifyTree (store: BlockStore, cid: CID, dir: string, opti
   }
   for (const [path, special] of Object.entries(record.meta.special)) {
     expected.add(path)
-    const st = await lstat(join(dir, path)).catch(() => undefined)
+    const st = lstatSync(join(dir, path), { throwIfNoEntry: false })
     const ok = st !== undefined && ((special.type === 'fifo' && st.isFIFO()) || (special.type === 'chr' && st.isCharacterDevice()) || (special.type === 'blk' && st.isBlockDevice()) || special.type === 'sock')
     const makeable = special.type === 'fifo' || (special.type !== 'sock' && isRoot())
     if (!ok && makeable) await note(path, `missing ${special.type}`, async () => { await writeSpecial(join(dir, path), special, ownerOf(record.meta, path)) })
   }
   // extra entries: reported only
   const scan = async (abs: string, rel: string): Promise<void> => {
-    for (const name of await readdir(abs)) {
+    for (const name of readdirSync(abs)) {
       const r = rel === '' ? name : `${rel}/${name}`
       if (!expected.has(r)) { problems.push({ path: r, problem: 'not in the build', repaired: false }); continue }
-      const st = await lstat(join(abs, name))
+      const st = lstatSync(join(abs, name))
       if (st.isDirectory()) await scan(join(abs, name), r)
     }
   }

@@ -12,6 +12,7 @@ import { createGunzip, createZstdDecompress } from 'node:zlib'
 import { extract, type Header } from 'tar-stream'
 import { InvalidInputError } from './errors.ts'
 import { TreeBuilder, type AddProgress } from './tree-builder.ts'
+import { defaultCreated } from './add.ts'
 import type { Built, Mtime } from './unixfs.ts'
 import type { BlockStore } from './blockstore.ts'
 import type { BuildRecord, Kind } from './build.ts'
@@ -138,7 +139,7 @@ export async function addImage (store: BlockStore, tarball: string, options: Ima
     await unpacked
     const sum = md5.digest('hex')
     if (sum !== expectedMd5) throw new InvalidInputError(`${tarball}: md5 ${sum} does not match ${files.md5} (${expectedMd5})`)
-    const built = await builder.finish({ name, kind: options.kind ?? 'os', created: options.created ?? new Date() })
+    const built = await builder.finish({ name, kind: options.kind ?? 'os', created: options.created ?? defaultCreated() })
     return { ...built, name }
   } catch (err) {
     source.destroy()

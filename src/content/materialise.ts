@@ -2,7 +2,9 @@
 // pieces apply and verify share. Every byte written comes from a block the
 // store has just verified; every file is checked leaf by leaf against the
 // build before a version is switched to.
-import { chmod, chown, lchown, link, lstat, lutimes, mkdir, open, readlink, rename, rm, symlink, unlink, utimes } from 'node:fs/promises'
+// File operations are synchronous, as in blockstore.ts: per-call thread-pool
+// round trips cost more than the calls on a tree of many small files.
+import { chmodSync, chownSync, closeSync, fstatSync, lchownSync, linkSync, lstatSync, lutimesSync, mkdirSync, openSync, readSync, readlinkSync, renameSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeSync } from 'node:fs'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { dirname } from 'node:path'
@@ -42,6 +44,10 @@ export function ownerOf (meta: BuildMeta, path: string): [number, number] {
 
 export const isRoot = (): boolean => process.getuid?.() === 0
 
+function tryUnlink (path: string): void {
+  try { unlinkSync(path) } catch { /* not there */ }
+}
+
 function rethrow (err: unknown, where: string): never {
   const code = (err as NodeJS.ErrnoException).code
   if (code === 'ENOSPC' || code === 'EDQUOT') throw new NoSpaceError(where, { cause: err })
@@ -55,32 +61,32 @@ function rethrow (err: unknown, where: string): never {
 export async function checkFileContent (store: BlockStore, file: CID, path: string): Promise<string | undefined> {
   const { leaves, inline } = await fileLayout(store, file)
   const size = leaves.reduce((n, l) => n + l.size, 0) + inline.reduce((n, i) => n + i.bytes.length, 0)
-  let fh
+  let fd: number
   try {
-    fh = await open(path, 'r')
+    fd = openSync(path, 'r')
   } catch {
     return 'missing'
   }
+  // synchronous reads: one thread-pool round trip per leaf cost more than the read (see blockstore.ts)
   try {
-    const st = await fh.stat()
+    const st = fstatSync(fd)
     if (!st.isFile()) return 'not a regular file'
     if (st.size !== size) return `size ${st.size}, expected ${size}`
     let buf = Buffer.allocUnsafe(1 << 18)
     for (const l of leaves) {
       if (buf.length < l.size) buf = Buffer.allocUnsafe(l.size)
-      const { bytesRead } = await fh.read(buf, 0, l.size, l.offset)
-      if (bytesRead !== l.size) return 'short read'
+      if (readSync(fd, buf, 0, l.size, l.offset) !== l.size) return 'short read'
       const got = createHash('sha256').update(buf.subarray(0, l.size)).digest()
       if (!got.equals(l.cid.multihash.digest)) return `content differs at byte ${l.offset}`
     }
     for (const i of inline) {
       const b = Buffer.allocUnsafe(i.bytes.length)
-      await fh.read(b, 0, b.length, i.offset)
+      readSync(fd, b, 0, b.length, i.offset)
       if (!b.equals(i.bytes)) return `content differs at byte ${i.offset}`
     }
     return undefined
   } finally {
-    await fh.close()
+    closeSync(fd)
   }
 }
 
@@ -89,63 +95,67 @@ export async function writeFileFromStore (store: BlockStore, file: CID, path: st
   const { leaves, inline } = await fileLayout(store, file)
   const tmp = path + PARTIAL
   try {
-    const fh = await open(tmp, 'w', 0o600)
+    const fd = openSync(tmp, 'w', 0o600)
     try {
-      for (const i of inline) await fh.write(i.bytes, 0, i.bytes.length, i.offset)
+      for (const i of inline) writeAll(fd, i.bytes, i.offset)
       for (const l of leaves) {
         const bytes = await store.get(l.cid)
-        await fh.write(bytes, 0, bytes.length, l.offset)
+        writeAll(fd, bytes, l.offset)
         onBytes?.(bytes.length)
       }
     } finally {
-      await fh.close()
+      closeSync(fd)
     }
-    await rename(tmp, path)
+    renameSync(tmp, path)
   } catch (err) {
-    await unlink(tmp).catch(() => {})
+    tryUnlink(tmp)
     rethrow(err, path)
   }
+}
+
+function writeAll (fd: number, bytes: Uint8Array, position: number): void {
+  for (let off = 0; off < bytes.length;) off += writeSync(fd, bytes, off, bytes.length - off, position + off)
 }
 
 /** Replaces path by a hard link to source (same filesystem), atomically. */
 export async function linkInto (source: string, path: string): Promise<void> {
   const tmp = path + PARTIAL
-  await unlink(tmp).catch(() => {})
+  tryUnlink(tmp)
   try {
-    await link(source, tmp)
-    await rename(tmp, path)
+    linkSync(source, tmp)
+    renameSync(tmp, path)
   } catch (err) {
-    await unlink(tmp).catch(() => {})
+    tryUnlink(tmp)
     rethrow(err, path)
   }
 }
 
 /** Sets mode, mtime and (as root) owner of a file or directory. */
 export async function setMeta (path: string, mode: number | undefined, mtime: Mtime | undefined, owner: [number, number] | undefined): Promise<void> {
-  if (owner !== undefined && isRoot()) await chown(path, owner[0], owner[1])
-  if (mode !== undefined) await chmod(path, mode)
+  if (owner !== undefined && isRoot()) chownSync(path, owner[0], owner[1])
+  if (mode !== undefined) chmodSync(path, mode)
   if (mtime !== undefined) {
     const t = mtimeSeconds(mtime)
-    await utimes(path, t, t)
+    utimesSync(path, t, t)
   }
 }
 
 /** Makes (or remakes) a symlink with its mtime and, as root, its owner. */
 export async function writeSymlink (path: string, target: string, mtime: Mtime | undefined, owner: [number, number] | undefined): Promise<void> {
   try {
-    if (await readlink(path) !== target) throw new Error('differs')
+    if (readlinkSync(path) !== target) throw new Error('differs')
   } catch {
-    await rm(path, { force: true, recursive: true })
+    rmSync(path, { force: true, recursive: true })
     try {
-      await symlink(target, path)
+      symlinkSync(target, path)
     } catch (err) {
       rethrow(err, path)
     }
   }
-  if (owner !== undefined && isRoot()) await lchown(path, owner[0], owner[1])
+  if (owner !== undefined && isRoot()) lchownSync(path, owner[0], owner[1])
   if (mtime !== undefined) {
     const t = mtimeSeconds(mtime)
-    await lutimes(path, t, t)
+    lutimesSync(path, t, t)
   }
 }
 
@@ -158,19 +168,19 @@ export async function writeSpecial (path: string, s: SpecialFile, owner: [number
   if (s.type === 'sock') return false
   if ((s.type === 'chr' || s.type === 'blk') && !isRoot()) return false
   try {
-    const st = await lstat(path)
+    const st = lstatSync(path)
     const same = (s.type === 'fifo' && st.isFIFO()) || (s.type === 'chr' && st.isCharacterDevice()) || (s.type === 'blk' && st.isBlockDevice())
-    if (!same) await rm(path, { force: true, recursive: true })
+    if (!same) rmSync(path, { force: true, recursive: true })
     else return true
   } catch {
     // absent: make it
   }
-  await mkdir(dirname(path), { recursive: true })
+  mkdirSync(dirname(path), { recursive: true })
   const args = s.type === 'fifo' ? [path, 'p'] : [path, s.type === 'chr' ? 'c' : 'b', String(s.major), String(s.minor)]
   await run('mknod', ['-m', (s.mode & 0o7777).toString(8), ...args])
-  if (owner !== undefined && isRoot()) await chown(path, owner[0], owner[1])
+  if (owner !== undefined && isRoot()) chownSync(path, owner[0], owner[1])
   const t = mtimeSeconds({ secs: BigInt(s.mtime[0]), nsecs: s.mtime[1] })
-  await utimes(path, t, t)
+  utimesSync(path, t, t)
   return true
 }
 
