@@ -109,7 +109,7 @@ export async function run (ctx: BenchContext): Promise<BenchOutput> {
     'rsync -z: bytes received by the client (download), -z as negotiated (zstd); "rsync sent": the client\'s',
     'checksums going up; "rsync zlib": received with -z forced to zlib (--zc=zlib, as rsync < 3.2).',
     'casync: new .caidx + compressed chunks not in OLD\'s store; "casync full": NEW\'s whole store.',
-    'zstd patch: tar NEW | zstd -19 --long=27 --patch-from=tar OLD (a floor, for information).',
+    'zstd patch: tar NEW | zstd -19 --long=27 --patch-from=tar OLD (best generic binary delta, for information).',
     '"!" marks a figure whose tool did not rebuild NEW exactly. "t casync": make new + make old + extract.'
   ].join('\n')
   return {

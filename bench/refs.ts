@@ -22,8 +22,10 @@
  *   (which has, or can make, OLD's chunks) downloads the new index plus the
  *   compressed chunks of NEW whose ids are not among OLD's. The result is
  *   checked: those chunks alone, with OLD as seed, must extract to NEW.
- * - zstd --patch-from (for information: the best generic binary delta, a
- *   floor no practical scheme beats by much): `tar` of NEW compressed with
+ * - zstd --patch-from (for information: a strong generic binary delta, the
+ *   ceiling of what delta encoding alone gives; not a hard floor, since a
+ *   scheme that knows files can do better on moved or repackaged data):
+ *   `tar` of NEW compressed with
  *   `zstd -19 --long=27 --patch-from=<tar of OLD>`. Both tars are made with
  *   --sort=name. The patch is checked by decompressing it. It takes minutes
  *   on the big pairs and never changes, so it is cached (measureZstd).
