@@ -103,7 +103,7 @@ export class TreeBuilder {
   }
 
   /** A regular file, streamed from content into the store. Returns its node. */
-  async addFile (path: string, stat: EntryStat, content: AsyncIterable<Uint8Array>): Promise<Built> {
+  async addFile (path: string, stat: EntryStat, content: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<Built> {
     const leaves: Leaf[] = []
     for await (const chunk of chunkStream(content, this.chunker)) {
       const cid = cidOf(RAW, chunk)
