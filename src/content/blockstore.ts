@@ -16,10 +16,12 @@ import { closeSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unl
 import { mkdir, readdir, rm } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
-import { CID, checkCid, matches } from './cid.ts'
+import { CID, RAW, checkCid, matches } from './cid.ts'
 import { BlockNotFoundError, CorruptBlockError, NoSpaceError } from './errors.ts'
 
 const TMP = '.tmp'
+/** Budget of the interior-node cache: a 1 GiB build's nodes are a few MB. */
+const NODE_CACHE_BYTES = 16 << 20
 
 /** The directory holding a block's file: two characters next to the last of its name (as blockstore-fs' NextToLast). */
 function shardOf (name: string): string {
@@ -40,6 +42,13 @@ export class BlockStore {
   /** Temp names: unique per store object (random prefix) and per block (counter); 'wx' catches the impossible clash. */
   private readonly tmpPrefix = randomBytes(6).toString('hex')
   private tmpCounter = 0
+  /**
+   * Verified interior nodes (dag-pb, dag-cbor), most recently used last: a
+   * tree walk, a completeness check and apply each read every node of a build,
+   * and nodes are ~1% of its bytes. Leaves are never cached.
+   */
+  private readonly nodeCache = new Map<string, Uint8Array>()
+  private nodeCacheBytes = 0
 
   constructor (dir: string) {
     this.dir = dir
@@ -88,7 +97,7 @@ export class BlockStore {
   /** True when the stored copy of a block hashes to its CID. */
   async intact (cid: CID): Promise<boolean> {
     try {
-      await this.get(cid)
+      this.read(cid) // the disk's copy, not the cache's
       return true
     } catch {
       return false
@@ -126,6 +135,26 @@ export class BlockStore {
 
   /** Reads and verifies a block. Throws BlockNotFoundError or CorruptBlockError. */
   async get (cid: CID): Promise<Uint8Array> {
+    if (cid.code === RAW) return this.read(cid)
+    const key = cid.toString()
+    const hit = this.nodeCache.get(key)
+    if (hit !== undefined) {
+      this.nodeCache.delete(key)
+      this.nodeCache.set(key, hit)
+      return hit
+    }
+    const bytes = this.read(cid)
+    this.nodeCache.set(key, bytes)
+    this.nodeCacheBytes += bytes.length
+    for (const [k, v] of this.nodeCache) {
+      if (this.nodeCacheBytes <= NODE_CACHE_BYTES) break
+      this.nodeCache.delete(k)
+      this.nodeCacheBytes -= v.length
+    }
+    return bytes
+  }
+
+  private read (cid: CID): Uint8Array {
     let bytes: Buffer
     try {
       bytes = readFileSync(this.path(cid))
@@ -139,6 +168,11 @@ export class BlockStore {
 
   /** Removes a block; a missing block is not an error. */
   async delete (cid: CID): Promise<void> {
+    const cached = this.nodeCache.get(cid.toString())
+    if (cached !== undefined) {
+      this.nodeCache.delete(cid.toString())
+      this.nodeCacheBytes -= cached.length
+    }
     try {
       unlinkSync(this.path(cid))
     } catch (err) {
