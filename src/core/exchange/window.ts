@@ -1,0 +1,109 @@
+// The request window toward one peer: how many bytes of leaves may be
+// requested and not yet received. It starts small and follows the link: the
+// window is gain × delivery rate × minimum delay (BBR's insight: with a gain
+// of 2 it doubles every round trip while the rate still grows, and settles
+// near twice the bandwidth-delay product once it does not). Bytes, not block
+// counts, so small and large leaves cost what they weigh.
+import { DEFAULT_TUNING, type Tuning } from './constants.ts'
+
+/** A minimum delay older than this is forgotten, so a route change is noticed, ms. */
+const MIN_DELAY_LIFETIME = 10_000
+/** Each new rate sample keeps this much of the previous estimate (a decaying maximum). */
+const RATE_DECAY = 0.8
+/** Shortest interval a rate sample is taken over, ms. */
+const MIN_SAMPLE = 4
+
+export class RequestWindow {
+  /** Bytes that may be outstanding. */
+  cwnd: number
+  /** Bytes outstanding. */
+  inflight = 0
+  /** Leaves and CIDs outstanding. */
+  blocks = 0
+  /** Delivery rate estimate, bytes per ms (0 until measured). */
+  rate = 0
+  /** Smallest request-to-arrival delay seen recently, ms. */
+  minDelay = Infinity
+  /** Smoothed request-to-arrival delay, ms (0 until measured). */
+  srtt = 0
+  private minDelayAt = 0
+  private sampleStart = -1
+  private sampleBytes = 0
+  private readonly tuning: Tuning
+
+  constructor (tuning: Tuning = DEFAULT_TUNING) {
+    this.tuning = tuning
+    this.cwnd = tuning.initialWindow
+  }
+
+  /** Bytes that may still be requested (at least one block's worth when nothing is outstanding). */
+  space (): number {
+    return this.cwnd - this.inflight
+  }
+
+  /** Blocks that may still be requested. */
+  blockSpace (): number {
+    return this.tuning.maxWindowBlocks - this.blocks
+  }
+
+  sent (bytes: number, blocks: number): void {
+    this.inflight += bytes
+    this.blocks += blocks
+  }
+
+  /** Requests given up on (cancelled, refused, timed out): no delivery to learn from. */
+  released (bytes: number, blocks: number): void {
+    this.inflight = Math.max(0, this.inflight - bytes)
+    this.blocks = Math.max(0, this.blocks - blocks)
+    // an empty window idles the link: the next delivery starts a fresh rate sample
+    if (this.blocks === 0) this.sampleStart = -1
+  }
+
+  /**
+   * A frame brought `blocks` requested blocks, `bytes` in all, the earliest
+   * requested `delay` ms before now. Call once per frame: its blocks arrive
+   * together, and a rate measured block by block would count them at once.
+   */
+  delivered (bytes: number, blocks: number, delay: number, now: number): void {
+    if (delay >= 0) {
+      this.srtt = this.srtt === 0 ? delay : this.srtt * 0.875 + delay * 0.125
+      if (delay <= this.minDelay || now - this.minDelayAt > MIN_DELAY_LIFETIME) {
+        this.minDelay = delay
+        this.minDelayAt = now
+      }
+    }
+    this.sample(bytes, now)
+    this.released(bytes, blocks)
+  }
+
+  private sample (bytes: number, now: number): void {
+    const max = this.tuning.maxWindow
+    if (this.rate === 0) this.cwnd = Math.min(max, this.cwnd + bytes) // slow start until a rate is known
+    if (this.sampleStart < 0) {
+      // the first frame after a quiet spell opens the interval; its bytes were sent before it
+      this.sampleStart = now
+      this.sampleBytes = 0
+      return
+    }
+    this.sampleBytes += bytes
+    const elapsed = now - this.sampleStart
+    if (elapsed < Math.max(MIN_SAMPLE, Math.min(this.minDelay, 1000))) return
+    this.rate = Math.max(this.sampleBytes / elapsed, this.rate * RATE_DECAY)
+    this.sampleStart = now
+    this.sampleBytes = 0
+    const target = this.tuning.windowGain * this.rate * Math.max(this.minDelay, 1)
+    this.cwnd = Math.max(this.tuning.minWindow, Math.min(max, target))
+  }
+
+  /** The peer stalled: start again from the smallest window. */
+  stalled (): void {
+    this.cwnd = this.tuning.minWindow
+    this.rate = 0
+    this.sampleStart = -1
+  }
+
+  /** How long the peer may go without delivering anything while requests are outstanding, ms. */
+  stallTimeout (): number {
+    return Math.max(this.tuning.stallTimeout, 4 * this.srtt)
+  }
+}

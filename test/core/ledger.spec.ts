@@ -1,0 +1,107 @@
+import assert from 'node:assert/strict'
+import { DEFAULT_TUNING, MAX_QUEUED_REQUESTS } from '../../src/core/exchange/index.ts'
+import { Ledger, type ServeBatch, type ServeItem } from '../../src/core/exchange/ledger.ts'
+
+const leaves = (key: string, from: number, n: number, bytes = 64 * 1024): ServeItem[] =>
+  Array.from({ length: n }, (_, i) => ({ key, index: from + i, cid: undefined, bytes }))
+
+/** Every batch the ledger hands out at `now`. */
+function drain (l: Ledger, now: number): ServeBatch[] {
+  const out: ServeBatch[] = []
+  for (let b = l.next(now); b !== undefined; b = l.next(now)) out.push(b)
+  return out
+}
+
+describe('upload ledger', () => {
+  it('serves at most `slots` peers and chokes the rest, who are unchoked in turn as slots free', () => {
+    const l = new Ledger({ slots: 2, rate: 0, tuning: DEFAULT_TUNING }, 0)
+    assert.equal(l.enqueue('a', leaves('x', 0, 4), 0), 'queued')
+    assert.equal(l.enqueue('b', leaves('x', 0, 4), 0), 'queued')
+    assert.equal(l.enqueue('c', leaves('x', 0, 4), 0), 'choked')
+    assert.equal(l.enqueue('c', leaves('x', 4, 4), 0), 'choked')
+    assert.deepEqual(l.notices.splice(0), [{ peer: 'c', type: 'choke' }], 'told once')
+    assert.deepEqual(new Set(drain(l, 0).map(b => b.peer)), new Set(['a', 'b']))
+    l.remove('a', 1)
+    assert.deepEqual(l.notices.splice(0), [{ peer: 'c', type: 'unchoke' }])
+    assert.equal(l.enqueue('c', leaves('x', 0, 4), 2), 'queued')
+  })
+
+  it('chokes the longest-served peer after rotateTime while others wait', () => {
+    const l = new Ledger({ slots: 1, rate: 0, tuning: DEFAULT_TUNING }, 0)
+    l.enqueue('a', leaves('x', 0, 2000, 1000), 0)
+    l.enqueue('b', leaves('x', 0, 1), 0)
+    l.notices.splice(0)
+    assert.equal(l.deadline(0), DEFAULT_TUNING.rotateTime)
+    l.tick(DEFAULT_TUNING.rotateTime)
+    assert.deepEqual(l.notices.splice(0), [{ peer: 'a', type: 'choke' }, { peer: 'b', type: 'unchoke' }])
+    assert.equal(l.queued('a'), 0, "the choked peer's requests are dropped")
+  })
+
+  it('takes back a slot left idle', () => {
+    const l = new Ledger({ slots: 1, rate: 0, tuning: DEFAULT_TUNING }, 0)
+    l.enqueue('a', leaves('x', 0, 1), 0)
+    const [b] = drain(l, 0)
+    l.served(b!.peer, 10)
+    assert.equal(l.deadline(10), 10 + DEFAULT_TUNING.slotIdleTime)
+    l.tick(10 + DEFAULT_TUNING.slotIdleTime)
+    assert.equal(l.serving('a'), false)
+    assert.equal(l.enqueue('b', leaves('x', 0, 1), 2000), 'queued')
+  })
+
+  it('serves its slot holders round-robin, one frame each, within the pipeline', () => {
+    const l = new Ledger({ slots: 4, rate: 0, tuning: DEFAULT_TUNING }, 0)
+    for (const p of ['a', 'b', 'c']) l.enqueue(p, leaves('x', 0, 100), 0)
+    const first = drain(l, 0).map(b => b.peer)
+    assert.deepEqual(first, ['a', 'b', 'c', 'a', 'b', 'c'], `pipeline of ${DEFAULT_TUNING.servePipeline} each`)
+  })
+
+  it('sizes frames to about 50 ms of the peer\'s measured drain rate', () => {
+    const l = new Ledger({ slots: 4, rate: 0, tuning: DEFAULT_TUNING }, 0)
+    l.enqueue('slow', leaves('x', 0, 200, 10_000), 0)
+    const [first] = drain(l, 0)
+    assert.equal(first!.bytes, 260_000, 'a first frame of 256 KiB at most')
+    l.served('slow', 1040) // 260 kB in 1.04 s: 250 bytes per ms
+    l.served('slow', 2000)
+    const next = drain(l, 2000)
+    assert.ok(next.every(b => b.bytes <= 250 * 50 + 10_000), `frames of ${next.map(b => b.bytes).join(',')} bytes`)
+  })
+
+  it('keeps frames to one build and one kind, ascending and without duplicates', () => {
+    const l = new Ledger({ slots: 4, rate: 0, tuning: DEFAULT_TUNING }, 0)
+    const cid = Uint8Array.from([1, 0x70, 0x12, 0x20, ...new Uint8Array(32)])
+    l.enqueue('a', [...leaves('x', 5, 2, 1000), ...leaves('x', 1, 2, 1000), ...leaves('x', 5, 1, 1000), { key: 'x', index: -1, cid, bytes: 100 }, ...leaves('y', 0, 1, 1000)], 0)
+    const batches = drain(l, 0)
+    assert.deepEqual(batches[0]!.indices, [1, 2, 5, 6])
+    assert.equal(batches[1]!.cids.length, 1)
+  })
+
+  it('reports an overflow past MAX_QUEUED_REQUESTS', () => {
+    const l = new Ledger({ slots: 4, rate: 0, tuning: DEFAULT_TUNING }, 0)
+    assert.equal(l.enqueue('a', leaves('x', 0, MAX_QUEUED_REQUESTS), 0), 'queued')
+    assert.equal(l.enqueue('a', leaves('x', 0, 1), 0), 'overflow')
+  })
+
+  it('forgets cancelled requests and dropped builds', () => {
+    const l = new Ledger({ slots: 4, rate: 0, tuning: DEFAULT_TUNING }, 0)
+    l.enqueue('a', [...leaves('x', 0, 10), ...leaves('y', 0, 10)], 0)
+    l.cancel('a', 'x', [0, 1, 2], [])
+    assert.equal(l.queued('a'), 17)
+    l.dropBuild('y')
+    assert.equal(l.queued('a'), 7)
+  })
+
+  it('never exceeds the upload cap over any stretch of time', () => {
+    const rate = 1_000_000 // bytes per second
+    const l = new Ledger({ slots: 4, rate, tuning: DEFAULT_TUNING }, 0)
+    for (const p of ['a', 'b', 'c']) l.enqueue(p, leaves('x', 0, 600), 0)
+    let sent = 0
+    for (let t = 0; t <= 20_000; t += 7) {
+      for (const b of drain(l, t)) {
+        sent += b.bytes
+        l.served(b.peer, t)
+      }
+      assert.ok(sent <= rate / 1000 * t + DEFAULT_TUNING.serveBatchBytes * 2, `${sent} bytes by ${t} ms`)
+    }
+    assert.ok(sent >= 0.9 * rate * 20, 'and uses it')
+  })
+})
