@@ -3,21 +3,29 @@
 //
 // A bundle is a standard CARv1, so any IPFS tool can read it:
 //
-//   roots:  [build record]                  a full bundle, or an update without delta
-//           [build record, delta record]    an update with a static delta (delta.ts)
-//   blocks: the build's blocks in buildCids order (record first, each parent
-//           before its children), less those the receiver holds and, with a
-//           delta, less the leaves the delta rebuilds; then the delta record;
-//           then its patch blocks.
+//   full, or update without delta (--no-delta)
+//     roots:  [build record]
+//     blocks: the build's blocks in buildCids order (record first, each
+//             parent before its children), less those the receiver holds.
+//   update with a static delta (delta.ts, the default with --have)
+//     roots:  [build record, pack manifest]
+//     blocks: the manifest; the node pack's blocks (the new build's record
+//             and dag-pb nodes and the patch record, as one zstd stream
+//             against the old builds' nodes: node-pack.ts); the raw leaves
+//             no patch rebuilds; the patch blocks.
 //
-// The delta record is a second root rather than a link from anything: the
+// The manifest is a second root rather than a link from anything: the
 // build stays exactly the build, and tools that do not know deltas just see
-// one more root they can ignore.
+// one more root they can ignore (the build itself they cannot read from an
+// update bundle alone, as from any update).
 //
 // Import trusts nothing: every block is hashed before it is stored, the CAR
 // framing is read with a cap on every length (a flipped length byte must not
-// make us buffer a whole stick), and a failed import removes every block it
-// wrote, so the store is as it was.
+// make us buffer a whole stick), a pack item is stored only when the build
+// or the manifest refers to it, every rebuilt leaf is checked against its
+// CID, blocks of the CAR that nothing refers to are dropped once the build
+// is complete, and a failed import removes every block it wrote, so the
+// store is as it was.
 import { createWriteStream } from 'node:fs'
 import { open, rename, stat, unlink } from 'node:fs/promises'
 import { pipeline } from 'node:stream/promises'
@@ -27,7 +35,7 @@ import { asyncIterableReader, createDecoder, type BytesReader } from '@ipld/car/
 import { CID, DAG_CBOR, checkCid } from './cid.ts'
 import { IncompleteBuildError, InvalidInputError, NoSpaceError } from './errors.ts'
 import { buildCids, readRecord } from './build.ts'
-import { applyDelta, decodeDelta, deltaFileCount, deltasSupported, keyOf, planBundle, rememberDelta, type DeltaRecord } from './delta.ts'
+import { applyDelta, decodeDelta, decodeManifest, deltaFileCount, deltasSupported, keyOf, patchBlocks, planBundle, readPack, rememberDelta, sameBuilds } from './delta.ts'
 import type { BlockStore } from './blockstore.ts'
 
 /** Largest CAR section (header or block) an import will read, in bytes. Our blocks are at most 1 MiB; a directory node of a huge flat directory can be a few MiB. */
@@ -42,14 +50,14 @@ export type BytesProgress = (done: number, total?: number) => void
 export interface ExportOptions {
   /** Builds the receiver holds: the bundle carries only what they lack. Each must be complete in this store. */
   have?: CID[]
-  /** Replace the new leaves of changed and new files by zstd patches (default: true when `have` is given and this Node can, see deltasSupported; ignored without `have`). */
+  /** Send a static delta: the new leaves of changed and new files as zstd patches, the new nodes as a node pack (default: true when `have` is given and this Node can, see deltasSupported; ignored without `have`). */
   delta?: boolean
   /** Block bytes written so far, of the bundle's total (CAR framing not counted). */
   onProgress?: BytesProgress
 }
 
 export interface ExportResult {
-  /** Blocks in the bundle (delta record and patch blocks included). */
+  /** Blocks in the CAR (manifest, pack and patch blocks included; the nodes inside the pack not counted). */
   blocks: number
   /** Size of the bundle file in bytes. */
   bytes: number
@@ -65,10 +73,12 @@ export interface ImportOptions {
 }
 
 export interface ImportResult {
-  /** The CAR's roots: the build record, then the delta record if there is one. */
+  /** The CAR's roots: the build record, then the pack manifest if there is one. */
   roots: CID[]
-  /** Blocks read from the bundle (held ones included). */
+  /** Blocks read from the bundle's CAR sections (held ones included). */
   blocks: number
+  /** Blocks read from the node pack (0 without a delta). */
+  unpacked: number
   /** Files rebuilt from the delta's patches. */
   rebuilt: number
 }
@@ -82,11 +92,12 @@ function noSpace (err: unknown): boolean {
  * Writes a bundle of build `root` to the file `out`: a CARv1 whose first
  * root is the build record (see the top of this file for the layout).
  * Without `have`, every block of the build; with `have`, exactly the blocks
- * a holder of those builds lacks and, unless `delta` is false, with the new
- * leaves of changed and new files replaced by a delta (computed once, then
- * reused: see computeDelta).
+ * a holder of those builds lacks and, unless `delta` is false, as a delta:
+ * the new nodes in a node pack and the new leaves of changed and new files
+ * as patches (computed once, then reused: see computeDelta).
  *
- * Streams: memory holds a few blocks, whatever the build's size. Writes
+ * Streams: memory holds a few blocks, whatever the build's size (computing
+ * a delta the first time takes more: see zstd.ts). Writes
  * `out`.partial, flushes it to the device and renames it to `out`, so a
  * stick pulled early never holds a file that looks finished.
  *
@@ -158,7 +169,8 @@ export async function exportBundle (store: BlockStore, root: CID, out: string, o
     }
     throw failure
   }
-  return { blocks: plan.blocks.length, bytes, deltaFiles: plan.delta === undefined ? 0 : deltaFileCount(plan.delta.record) }
+  const patches = plan.delta?.patches?.record
+  return { blocks: plan.blocks.length, bytes, deltaFiles: patches === undefined ? 0 : deltaFileCount(patches) }
 }
 
 /** Flushes a directory's entries (the rename of a finished bundle) to the device: a stick pulled right after must hold the file. Best effort. */
@@ -184,18 +196,21 @@ function boundedReader (reader: BytesReader): BytesReader {
 
 /**
  * Reads a bundle into the store. Every block is hashed before it is stored;
- * then, if the bundle carries a delta, the leaves it stands for are rebuilt
- * from the patches and the base files this store holds, each checked
- * against its leaf CID; finally the build must be complete.
+ * then, if the bundle carries a delta, the node pack is decoded against the
+ * old builds' nodes (each item stored only when the build or the manifest
+ * refers to it) and the leaves the patches stand for are rebuilt from the
+ * base files this store holds, each checked against its leaf CID; finally
+ * the build must be complete, and CAR blocks nothing refers to are dropped.
  *
  * Resolves to the CAR's roots, the blocks read and the files rebuilt. On any
  * failure every block this import wrote is removed again and it throws:
  * InvalidInputError (not a CAR, truncated or damaged framing, no or too
  * many roots, a first root other than `expect`, a block of a codec or hash
- * a build cannot hold, a bad delta, an update whose base files the store
- * lacks), CorruptBlockError (a block, or a leaf rebuilt from a patch, that
- * does not match its CID), IncompleteBuildError (the build still lacks
- * blocks: an update for a build this store does not hold), NoSpaceError.
+ * a build cannot hold, a bad manifest, pack or patch record, a pack item
+ * nothing refers to, an update for builds the store does not hold),
+ * CorruptBlockError (a block, or a leaf rebuilt from a patch, that does not
+ * match its CID), IncompleteBuildError (the build still lacks blocks),
+ * NoSpaceError.
  */
 export async function importBundle (store: BlockStore, file: string, options: ImportOptions = {}): Promise<ImportResult> {
   let fh
@@ -244,7 +259,7 @@ export async function importBundle (store: BlockStore, file: string, options: Im
     if (header.version !== 1) throw new InvalidInputError(`${file} is a CARv${header.version}; bundles are CARv1`)
     const roots = header.roots.map(r => CID.asCID(r)!)
     if (roots.length === 0) throw new InvalidInputError(`${file} has no root: a bundle's first root is its build record`)
-    if (roots.length > 2) throw new InvalidInputError(`${file} has ${roots.length} roots; a bundle has a build record and at most a delta record`)
+    if (roots.length > 2) throw new InvalidInputError(`${file} has ${roots.length} roots; a bundle has a build record and at most a pack manifest`)
     for (const r of roots) {
       if (r.code !== DAG_CBOR) throw new InvalidInputError(`${file}: root ${r} is not a dag-cbor record`)
     }
@@ -277,26 +292,49 @@ export async function importBundle (store: BlockStore, file: string, options: Im
     }
     await drain()
 
+    let rebuilt = 0
+    let unpacked = 0
+    // blocks besides the build's that the bundle legitimately brings: the delta's
+    const extra = new Set<string>()
+    const manifestCid = roots[1]
+    let manifest
+    if (manifestCid !== undefined) {
+      if (!await store.has(manifestCid)) throw new InvalidInputError(`${file}: its pack manifest ${manifestCid} is not in the bundle`)
+      manifest = decodeManifest(manifestCid, await store.get(manifestCid))
+      if (keyOf(manifest.to) !== keyOf(root)) throw new InvalidInputError(`${file}: its pack manifest is for build ${manifest.to}, not its root ${root}`)
+      for (const c of [manifestCid, ...manifest.pack]) extra.add(keyOf(c))
+      unpacked = await readPack(store, manifest, root, put)
+    }
+
     if (!await store.has(root)) throw new InvalidInputError(`${file}: its root ${root} is neither in the bundle nor in the store`)
     await readRecord(store, root) // a root that is not a build record is refused here
 
-    let rebuilt = 0
-    let delta: DeltaRecord | undefined
-    if (roots.length === 2) {
-      const cid = roots[1]!
-      if (!await store.has(cid)) throw new InvalidInputError(`${file}: its delta record ${cid} is not in the bundle`)
-      delta = decodeDelta(cid, await store.get(cid))
-      if (keyOf(delta.to) !== keyOf(root)) throw new InvalidInputError(`${file}: its delta record rebuilds build ${delta.to}, not its root ${root}`)
+    if (manifest?.delta !== undefined) {
+      const cid = manifest.delta
+      if (!await store.has(cid)) throw new InvalidInputError(`${file}: its patch record ${cid} is neither in its node pack nor in the store`)
+      const delta = decodeDelta(cid, await store.get(cid))
+      if (keyOf(delta.to) !== keyOf(root)) throw new InvalidInputError(`${file}: its patch record rebuilds build ${delta.to}, not its root ${root}`)
+      if (!sameBuilds(delta.from, manifest.from)) throw new InvalidInputError(`${file}: its patch record starts from other builds than its pack manifest`)
+      for (const c of [cid, ...patchBlocks(delta)]) extra.add(keyOf(c))
       rebuilt = await applyDelta(store, delta, put)
     }
 
-    const { missing } = await buildCids(store, root)
+    const { present, missing } = await buildCids(store, root)
     if (missing.length > 0) throw new IncompleteBuildError(root.toString(), missing.length)
-    if (delta !== undefined) {
-      // the delta is in the store now: exporting the same update from this laptop reuses it
-      await rememberDelta(store, delta, roots[1]!).catch(() => {})
+    // a block of the CAR that neither the build nor its delta refers to has no business in the store
+    for (const c of present) extra.add(keyOf(c))
+    for (let i = written.length - 1; i >= 0; i--) {
+      const cid = CID.parse(written[i]!)
+      if (!extra.has(keyOf(cid))) {
+        await store.delete(cid)
+        written.splice(i, 1)
+      }
     }
-    return { roots, blocks, rebuilt }
+    if (manifest !== undefined) {
+      // the delta is in the store now: exporting the same update from this laptop reuses it
+      await rememberDelta(store, manifest, manifestCid!).catch(() => {})
+    }
+    return { roots, blocks, unpacked, rebuilt }
   } catch (err) {
     await Promise.allSettled(pending)
     for (const cid of written.reverse()) await store.delete(CID.parse(cid)).catch(() => {})

@@ -1,6 +1,7 @@
 // USB bundles and static deltas: export -> import round trips, updates for
-// holders of an older build, and every way a bundle can be bad, which must
-// leave the store exactly as it was.
+// holders of an older build (patches and the node pack), and every way a
+// bundle can be bad, which must leave the store exactly as it was: damaged
+// framing, forged patches, tampered, padded or oversized node packs.
 import assert from 'node:assert/strict'
 import { createCipheriv, createHash } from 'node:crypto'
 import { cp, mkdir, mkdtemp, readFile, rm, stat, unlink, utimes, writeFile } from 'node:fs/promises'
@@ -17,7 +18,7 @@ import { ContentError, CorruptBlockError, IncompleteBuildError, InvalidInputErro
 import { addDirectory } from '../../src/content/add.ts'
 import { buildCids, readRecord, walkTree } from '../../src/content/build.ts'
 import { exportBundle, importBundle } from '../../src/content/bundle.ts'
-import { computeDelta, decodeDelta, deltaIndexPath, encodeDelta, planUpdate, readFileBytes, type DeltaRecord } from '../../src/content/delta.ts'
+import { computeDelta, decodeDelta, decodeManifest, deltaFileCount, deltaIndexPath, encodeDelta, encodeManifest, nodeDictionary, planUpdate, readFileBytes, type DeltaRecord, type PackManifest } from '../../src/content/delta.ts'
 
 const CREATED = new Date('2024-03-01T00:00:00Z')
 const T = 1_700_000_000
@@ -101,6 +102,30 @@ async function writeCar (path: string, roots: CID[], blocks: Array<{ cid: CID, b
   await writer.close()
   await collecting
   await writeFile(path, Buffer.concat(chunks))
+}
+
+/** LEB128, as the node pack frames its items. */
+function varint (n: number): Buffer {
+  const out: number[] = []
+  for (; n >= 0x80; n = Math.floor(n / 128)) out.push((n & 0x7f) | 0x80)
+  out.push(n)
+  return Buffer.from(out)
+}
+
+/** The items of a decoded node pack. */
+function parseItems (body: Uint8Array): Uint8Array[] {
+  const items: Uint8Array[] = []
+  for (let at = 0; at < body.length;) {
+    let length = 0
+    for (let shift = 0; ; shift += 7) {
+      const b = body[at++]!
+      length += (b & 0x7f) * 2 ** shift
+      if ((b & 0x80) === 0) break
+    }
+    items.push(body.subarray(at, at + length))
+    at += length
+  }
+  return items
 }
 
 /** Runs an import expected to fail and checks the store's block set did not change. */
@@ -224,10 +249,13 @@ describe('bundles (CARv1) and static deltas', function () {
     assert.equal((await stat(index)).ino, inode, 'a recomputed delta would have rewritten the index entry')
     assert.equal(d2.bytes, d.bytes)
     assert.deepEqual(await readFile(join(tmp, 'v2-delta-again.car')), await readFile(delta))
-    const record: DeltaRecord = decodeDelta(deltaCid, await src.get(deltaCid))
-    assert.equal(record.files.length, 2)
-    assert.ok(record.files.every(e => e.base !== undefined))
-    assert.equal(record.solid?.targets.length, 1)
+    const manifest = decodeManifest(deltaCid, await src.get(deltaCid))
+    assert.ok(manifest.delta !== undefined && manifest.size > 0 && manifest.pack.length === 1)
+    const record: DeltaRecord = decodeDelta(manifest.delta, await src.get(manifest.delta))
+    // one frame: the three files in path order, against the two old files they change
+    assert.equal(record.patches.length, 1)
+    assert.equal(deltaFileCount(record), 3)
+    assert.equal(record.patches[0]!.bases.length, 2)
 
     // both update bundles complete v2 for a holder of v1
     for (const [name, file, rebuilt] of [['have', have, 0], ['delta', delta, 3]] as const) {
@@ -245,7 +273,7 @@ describe('bundles (CARv1) and static deltas', function () {
 
     // a store without v1 cannot use an update bundle, and keeps nothing of it
     const empty = await openStore(join(tmp, 'no-v1'))
-    await rejects(empty, delta, InvalidInputError, /lacks file .*import a full bundle/)
+    await rejects(empty, delta, InvalidInputError, /lacks .*import a full bundle/)
     await rejects(empty, have, IncompleteBuildError, /missing/)
   })
 
@@ -273,6 +301,111 @@ describe('bundles (CARv1) and static deltas', function () {
     await assert.rejects(stat(join(tmp, 'x.car')))
   })
 
+  it('updates a tree of many small files in deep directories: nodes through the pack, every file back, the same bundle passed on', async function () {
+    this.timeout(60_000)
+    const dir = join(tmp, 'deep')
+    // 400 files under a/b/c/d/e<i%4>/f<i%3>/: twelve directories of ~33 files, six levels down
+    const files: Record<string, string> = {}
+    for (let i = 0; i < 400; i++) files[`a/b/c/d/e${i % 4}/f${i % 3}/file-${i}.py`] = text(1000 + i, 300 + (i * 37) % 2500)
+    const updated: Record<string, string> = { ...files }
+    let changed = 0
+    for (const [n, path] of Object.keys(files).entries()) {
+      if (n % 41 === 0) delete updated[path]
+      else if (n % 3 === 0) { updated[path] = files[path]!.replace('sugar', 'SUGAR') + '\n# v2\n'; changed++ }
+    }
+    for (let i = 0; i < 30; i++) updated[`a/b/c/d/e${i % 4}/new/new-${i}.py`] = text(5000 + i, 800)
+    await writeTree(join(dir, 'v1'), files)
+    await writeTree(join(dir, 'v2'), updated)
+    const store = await openStore(join(dir, 'src'))
+    const a = await add(store, join(dir, 'v1'))
+    const b = await add(store, join(dir, 'v2'))
+    await exportBundle(store, a, join(dir, 'v1.car'))
+    const h = await exportBundle(store, b, join(dir, 'have.car'), { have: [a], delta: false })
+    const d = await exportBundle(store, b, join(dir, 'delta.car'), { have: [a] })
+    console.log(`      deep tree: --have ${h.bytes} B (${h.blocks} blocks), --have+delta ${d.bytes} B (${d.blocks} blocks, ${d.deltaFiles} files as deltas)`)
+    assert.equal(d.deltaFiles, changed + 30)
+    assert.ok(d.bytes * 8 < h.bytes, `delta bundle ${d.bytes} B vs --have ${h.bytes} B`)
+
+    // the pack carries every node the holder lacks, and costs little more than their new CIDs (32 random bytes each, twice: in the file node and in its directory)
+    const manifestCid = await computeDelta(store, [a], b)
+    const manifest = decodeManifest(manifestCid, await store.get(manifestCid))
+    const record = decodeDelta(manifest.delta!, await store.get(manifest.delta!))
+    const v1Blocks = new Set((await buildCids(store, a)).present.map(String))
+    const newNodes = (await buildCids(store, b)).present.filter(c => c.code !== RAW && !v1Blocks.has(c.toString()))
+    let nodeBytes = 0
+    for (const c of newNodes) nodeBytes += (await store.get(c)).length
+    let packBytes = 0
+    for (const c of manifest.pack) packBytes += (await store.get(c)).length
+    assert.ok(packBytes * 2 < nodeBytes && packBytes < 64 * newNodes.length * 1.5, `pack ${packBytes} B for ${newNodes.length} nodes of ${nodeBytes} B`)
+
+    const holder = await openStore(join(dir, 'holder'))
+    await importBundle(holder, join(dir, 'v1.car'), { expect: a })
+    const result = await importBundle(holder, join(dir, 'delta.car'), { expect: b })
+    assert.equal(result.blocks, d.blocks)
+    assert.equal(result.unpacked, newNodes.length + 1)
+    assert.equal(result.rebuilt, changed + 30)
+    const got = await filesOf(holder, b)
+    assert.deepEqual([...got.keys()].sort(), Object.keys(updated).sort())
+    for (const [path, content] of Object.entries(updated)) assert.deepEqual(got.get(path), Buffer.from(content), path)
+    // the holder holds the two builds and the delta, nothing else
+    const want = new Set([...v1Blocks, ...(await buildCids(store, b)).present.map(String), manifestCid.toString(), ...manifest.pack.map(String), manifest.delta!.toString(), ...record.patches.flatMap(p => p.patch.map(String))])
+    assert.deepEqual(await blockNames(holder), want)
+
+    // the holder passes the same update on, byte for byte, without computing anything
+    await exportBundle(holder, b, join(dir, 'again.car'), { have: [a] })
+    assert.deepEqual(await readFile(join(dir, 'again.car')), await readFile(join(dir, 'delta.car')))
+
+    // a laptop that added v1's tree itself holds another record of it, and the same nodes: enough for the pack;
+    // and a raw block in the CAR that nothing refers to is not kept
+    const reader = await CarReader.fromBytes(await readFile(join(dir, 'delta.car')))
+    const stray = { cid: cidOf(RAW, Buffer.from('stray block')), bytes: Buffer.from('stray block') }
+    const blocks: Array<{ cid: CID, bytes: Uint8Array }> = []
+    for await (const blk of reader.blocks()) blocks.push(blk)
+    await writeCar(join(dir, 'stray.car'), await reader.getRoots(), [...blocks, stray])
+    const other = await openStore(join(dir, 'other'))
+    const own = (await addDirectory(other, join(dir, 'v1'), { name: 'mine', kind: 'content', created: new Date('2025-01-01T00:00:00Z') })).cid
+    assert.ok(own.toString() !== a.toString() && (await readRecord(other, own)).tree.equals((await readRecord(store, a)).tree))
+    assert.equal((await importBundle(other, join(dir, 'stray.car'), { expect: b })).rebuilt, changed + 30)
+    assert.equal(await other.has(stray.cid), false)
+    assert.deepEqual(await blockNames(other), new Set([...want, own.toString()].filter(c => c !== a.toString())))
+  })
+
+  it('ships an update that only changes metadata as a pack with no patches, and one against several old builds', async () => {
+    const dir = join(tmp, 'touch')
+    const files = { 'x/a.txt': text(40, 3000), 'x/b.txt': text(41, 2000), 'y/c.txt': text(42, 1000) }
+    await writeTree(join(dir, 'v1'), files)
+    await writeTree(join(dir, 'v2'), files)
+    await utimes(join(dir, 'v2', 'x/a.txt'), T + 60, T + 60) // same bytes, new mtime: a new file node and new directories, no new leaf
+    await writeTree(join(dir, 'other'), { 'z.txt': text(43, 1500) })
+    const store = await openStore(join(dir, 'src'))
+    const a = await add(store, join(dir, 'v1'))
+    const b = await add(store, join(dir, 'v2'))
+    const o = await add(store, join(dir, 'other'))
+    const d = await exportBundle(store, b, join(dir, 'touch.car'), { have: [a] })
+    assert.equal(d.deltaFiles, 0)
+    const reader = await CarReader.fromBytes(await readFile(join(dir, 'touch.car')))
+    const manifestCid = (await reader.getRoots())[1]!
+    const manifest = decodeManifest(manifestCid, await store.get(manifestCid))
+    assert.equal(manifest.delta, undefined)
+    assert.ok(manifest.size > 0)
+    const m = await exportBundle(store, b, join(dir, 'multi.car'), { have: [o, a] })
+    assert.equal(m.deltaFiles, 0)
+    for (const [car, have] of [['touch.car', [a]], ['multi.car', [a, o]]] as const) {
+      const dest = await openStore(join(dir, `dest-${car}`))
+      for (const h of have) {
+        await exportBundle(store, h, join(dir, 'h.car'))
+        await importBundle(dest, join(dir, 'h.car'))
+      }
+      const result = await importBundle(dest, join(dir, car), { expect: b })
+      assert.equal(result.rebuilt, 0)
+      assert.ok(result.unpacked >= 4, `${result.unpacked} items`) // record, root, x/, the file node
+      assert.deepEqual((await buildCids(dest, b)).missing, [])
+    }
+    // the two deltas are kept apart: one index entry per set of old builds
+    assert.notEqual(deltaIndexPath(store, [a], b), deltaIndexPath(store, [o, a], b))
+    assert.equal(deltaIndexPath(store, [o, a], b), deltaIndexPath(store, [a, o], b))
+  })
+
   it('never uses a base that zstd would take for a formatted dictionary', async () => {
     const dir = join(tmp, 'magic')
     const magic = Buffer.concat([Buffer.from([0x37, 0xa4, 0x30, 0xec]), Buffer.from(text(30, 5000))])
@@ -281,9 +414,12 @@ describe('bundles (CARv1) and static deltas', function () {
     const store = await openStore(join(dir, 'src'))
     const a = await add(store, join(dir, 'old'))
     const b = await add(store, join(dir, 'new'))
-    const record = decodeDelta(await computeDelta(store, [a], b), await store.get(await computeDelta(store, [a], b)))
-    assert.equal(record.files.length, 0)
-    assert.equal(record.solid?.targets.length, 1)
+    const manifestCid = await computeDelta(store, [a], b)
+    const manifest = decodeManifest(manifestCid, await store.get(manifestCid))
+    const record = decodeDelta(manifest.delta!, await store.get(manifest.delta!))
+    assert.equal(record.patches.length, 1)
+    assert.deepEqual(record.patches[0]!.bases, [])
+    assert.equal(record.patches[0]!.targets.length, 1)
     await exportBundle(store, a, join(dir, 'a.car'))
     await exportBundle(store, b, join(dir, 'b.car'), { have: [a] })
     const dest = await openStore(join(dir, 'dest'))
@@ -353,24 +489,59 @@ describe('bundles (CARv1) and static deltas', function () {
       await rejects(holder, join(tmp, 'other-hash.car'), InvalidInputError, /not a block a build can hold/)
     })
 
-    /** The delta bundle with the patch of big.bin replaced by one that decodes to `wrong`. */
+    /** An update bundle taken apart: its roots, manifest, the node pack's items and the CAR's other blocks. */
+    interface Unpacked { root: CID, manifest: PackManifest, dictionary: Buffer, items: Uint8Array[], blocks: Array<{ cid: CID, bytes: Uint8Array }> }
+
+    async function unpack (car: Buffer): Promise<Unpacked> {
+      const reader = await CarReader.fromBytes(car)
+      const [root, manifestCid] = await reader.getRoots()
+      const manifest = decodeManifest(manifestCid!, (await reader.get(manifestCid!))!.bytes)
+      const packKeys = new Set(manifest.pack.map(String))
+      const blocks: Array<{ cid: CID, bytes: Uint8Array }> = []
+      for await (const b of reader.blocks()) if (!b.cid.equals(manifestCid!) && !packKeys.has(b.cid.toString())) blocks.push(b)
+      const pack = Buffer.concat(await Promise.all(manifest.pack.map(async c => (await reader.get(c))!.bytes)))
+      const dictionary = await nodeDictionary(src, manifest.trees, manifest.dict)
+      return { root: root!, manifest, dictionary, items: parseItems(zlib.zstdDecompressSync(pack, { dictionary })), blocks }
+    }
+
+    /** Writes an update bundle from parts: the items packed again against the same dictionary, the manifest made to match, then edited. */
+    async function repack (name: string, u: Unpacked, items: Uint8Array[], blocks = u.blocks, edit: (m: PackManifest) => PackManifest = m => m): Promise<string> {
+      const body = Buffer.concat(items.flatMap(i => [varint(i.length), i]))
+      const pack = zlib.zstdCompressSync(body, { dictionary: u.dictionary, params: { [zlib.constants.ZSTD_c_compressionLevel]: 3 } })
+      const packCid = cidOf(RAW, pack)
+      const manifest = encodeManifest(edit({ ...u.manifest, size: body.length, pack: [packCid] }))
+      const path = join(tmp, `${name}.car`)
+      await writeCar(path, [u.root, manifest.cid], [manifest, { cid: packCid, bytes: pack }, ...blocks])
+      return path
+    }
+
+    /** Index of the pack item that is the patch record. */
+    function recordItem (u: Unpacked): number {
+      const want = Buffer.from(u.manifest.delta!.multihash.digest).toString('hex')
+      return u.items.findIndex(i => createHash('sha256').update(i).digest('hex') === want)
+    }
+
+    /** The delta bundle with its patch record replaced (in the pack, and in the manifest). */
+    async function withRecord (name: string, record: unknown, blocks?: Array<{ cid: CID, bytes: Uint8Array }>): Promise<string> {
+      const u = await unpack(deltaCar)
+      const bytes = (await import('@ipld/dag-cbor')).encode(record)
+      const cid = cidOf(0x71, bytes)
+      const items = u.items.map((item, i) => i === recordItem(u) ? bytes : item)
+      return await repack(name, u, items, blocks ?? u.blocks, m => ({ ...m, delta: cid }))
+    }
+
+    /** The delta bundle with the frame of big.bin's group replaced by one that decodes to `wrong`. */
     async function forgedDelta (name: string, wrong: (good: Buffer) => Buffer): Promise<string> {
-      const reader = await CarReader.fromBytes(deltaCar)
-      const [root, deltaCid] = await reader.getRoots()
-      const record = decodeDelta(deltaCid!, (await reader.get(deltaCid!))!.bytes)
-      const entry = record.files.find(e => e.base !== undefined && e.leaves > 10)!
-      const base = await readFileBytes(src, entry.base!)
-      const good = await readFileBytes(src, entry.target)
+      const u = await unpack(deltaCar)
+      const record = decodeDelta(u.manifest.delta!, u.items[recordItem(u)]!)
+      const entry = record.patches.find(p => p.bases.length > 0 && p.leaves > 10)!
+      const base = Buffer.concat(await Promise.all(entry.bases.map(async b => await readFileBytes(src, b))))
+      const good = Buffer.concat(await Promise.all(entry.targets.map(async t => await readFileBytes(src, t))))
       const patch = zlib.zstdCompressSync(wrong(good), { dictionary: base, params: { [zlib.constants.ZSTD_c_compressionLevel]: 3, [zlib.constants.ZSTD_c_windowLog]: 23 } })
       const patchCid = cidOf(RAW, patch)
-      const forged = encodeDelta({ ...record, files: record.files.map(e => e === entry ? { ...e, patch: [patchCid] } : e) })
-      const dropped = new Set([deltaCid!.toString(), ...entry.patch.map(String)])
-      const blocks: Array<{ cid: CID, bytes: Uint8Array }> = []
-      for await (const b of reader.blocks()) if (!dropped.has(b.cid.toString())) blocks.push(b)
-      blocks.push(forged, { cid: patchCid, bytes: patch })
-      const path = join(tmp, `${name}.car`)
-      await writeCar(path, [root!, forged.cid], blocks)
-      return path
+      const forged = { ...record, patches: record.patches.map(p => p === entry ? { ...p, patch: [patchCid] } : p) }
+      const dropped = new Set(entry.patch.map(String))
+      return await withRecord(name, forged, [...u.blocks.filter(b => !dropped.has(b.cid.toString())), { cid: patchCid, bytes: patch }])
     }
 
     it('a delta whose patch decodes to wrong bytes', async () => {
@@ -383,24 +554,78 @@ describe('bundles (CARv1) and static deltas', function () {
     })
 
     it('a delta whose patch is not zstd, or whose record is malformed', async () => {
-      const reader = await CarReader.fromBytes(deltaCar)
-      const [root, deltaCid] = await reader.getRoots()
-      const record = decodeDelta(deltaCid!, (await reader.get(deltaCid!))!.bytes)
+      const u = await unpack(deltaCar)
+      const record = decodeDelta(u.manifest.delta!, u.items[recordItem(u)]!)
       const junk = prng(11, 500)
       const junkCid = cidOf(RAW, junk)
-      const blocks: Array<{ cid: CID, bytes: Uint8Array }> = []
-      for await (const b of reader.blocks()) if (!b.cid.equals(deltaCid!)) blocks.push(b)
-      const notZstd = encodeDelta({ ...record, files: record.files.map((e, i) => i === 0 ? { ...e, patch: [junkCid] } : e) })
-      await writeCar(join(tmp, 'not-zstd.car'), [root!, notZstd.cid], [...blocks, notZstd, { cid: junkCid, bytes: junk }])
-      await rejects(holder, join(tmp, 'not-zstd.car'), InvalidInputError, /not a valid zstd stream/)
-      const otherBuild = encodeDelta({ ...record, to: v1 })
-      await writeCar(join(tmp, 'other-to.car'), [root!, otherBuild.cid], [...blocks, otherBuild])
-      await rejects(holder, join(tmp, 'other-to.car'), InvalidInputError, /rebuilds build/)
-      const dagCbor = await import('@ipld/dag-cbor')
-      const notDeltaBytes = dagCbor.encode({ type: 'something else' })
-      const notDelta = { cid: cidOf(0x71, notDeltaBytes), bytes: notDeltaBytes }
-      await writeCar(join(tmp, 'not-delta.car'), [root!, notDelta.cid], [...blocks, notDelta])
-      await rejects(holder, join(tmp, 'not-delta.car'), InvalidInputError, /not a delta record/)
+      const notZstd = await withRecord('not-zstd', { ...record, patches: record.patches.map((p, i) => i === 0 ? { ...p, patch: [junkCid] } : p) }, [...u.blocks, { cid: junkCid, bytes: junk }])
+      await rejects(holder, notZstd, InvalidInputError, /not a valid zstd stream/)
+      await rejects(holder, await withRecord('other-to', { ...record, to: v1 }), InvalidInputError, /rebuilds build/)
+      await rejects(holder, await withRecord('not-delta', { type: 'something else' }), InvalidInputError, /not a delta record/)
+      // a record that is not the one the manifest names is an item nothing refers to
+      const u2 = await unpack(deltaCar)
+      const other = encodeDelta({ ...record, patches: [] })
+      await rejects(holder, await repack('unnamed-record', u2, u2.items.map((item, i) => i === recordItem(u2) ? other.bytes : item)), InvalidInputError, /not a block the build or the manifest refers to/)
+    })
+
+    it('a tampered node pack: a flipped byte in its blocks or in an item', async () => {
+      const u = await unpack(deltaCar)
+      assert.ok(u.items.length >= 4, `${u.items.length} items`) // record, root, lib/, file nodes..., patch record
+      // a byte of a pack block: the block no longer matches its CID
+      const reader = await CarReader.fromBytes(deltaCar)
+      const packBlock = (await reader.get(u.manifest.pack[0]!))!.bytes
+      const at = deltaCar.indexOf(Buffer.from(packBlock.subarray(8, 40))) + 4
+      assert.ok(at > 8)
+      const bad = Buffer.from(deltaCar)
+      bad[at]! ^= 0x10
+      await writeFile(join(tmp, 'pack-flipped.car'), bad)
+      await rejects(holder, join(tmp, 'pack-flipped.car'), CorruptBlockError, /does not match its hash/)
+      // a byte of an item, packed again into valid zstd under a matching manifest: the item's hash is nothing the build refers to
+      for (const which of [0, 1, u.items.length - 2]) {
+        const items = u.items.map((item, i) => { if (i !== which) return item; const b = Buffer.from(item); b[b.length >> 1]! ^= 1; return b })
+        await rejects(holder, await repack(`item-flipped-${which}`, u, items), InvalidInputError, /item \d+ of the node pack .* is not a block the build or the manifest refers to/)
+      }
+    })
+
+    it('a node pack with an item nothing refers to: refused, and nothing of it stored', async () => {
+      const u = await unpack(deltaCar)
+      const dagPb = await import('@ipld/dag-pb')
+      const stray = dagPb.encode(dagPb.prepare({ Data: new Uint8Array([8, 1]), Links: [] }))
+      for (const at of [0, 2, u.items.length]) {
+        const items = [...u.items.slice(0, at), stray, ...u.items.slice(at)]
+        await rejects(holder, await repack(`stray-${at}`, u, items), InvalidInputError, /not a block the build or the manifest refers to/)
+        assert.equal(await holder.has(cidOf(0x70, stray)), false)
+      }
+      // a real item twice: the second copy is referenced by nothing any more
+      await rejects(holder, await repack('repeated', u, [...u.items.slice(0, 3), u.items[2]!, ...u.items.slice(3)]), InvalidInputError, /not a block the build or the manifest refers to/)
+      // a block of v1 the holder has, or a raw leaf of v2: not what the pack may carry either
+      const v1Record = await src.get(v1)
+      await rejects(holder, await repack('old-record', u, [v1Record, ...u.items]), InvalidInputError, /not a block the build or the manifest refers to/)
+    })
+
+    it('a node pack that decodes to more or fewer bytes than its manifest declares, or declares too much', async () => {
+      const u = await unpack(deltaCar)
+      const size = u.items.reduce((n, i) => n + varint(i.length).length + i.length, 0)
+      await rejects(holder, await repack('pack-over', u, u.items, u.blocks, m => ({ ...m, size: size - 1 })), InvalidInputError, /decodes to more than the \d+ bytes its manifest declares/)
+      await rejects(holder, await repack('pack-under', u, u.items, u.blocks, m => ({ ...m, size: size + 1 })), InvalidInputError, /short of/)
+      await rejects(holder, await repack('pack-huge', u, u.items, u.blocks, m => ({ ...m, size: 2 ** 40 })), InvalidInputError, /over the \d+ a pack may hold/)
+      await rejects(holder, await repack('dict-huge', u, u.items, u.blocks, m => ({ ...m, dict: 2 ** 30 })), InvalidInputError, /dictionary of \d+ bytes, over/)
+      // a dictionary longer than the old builds' nodes: the holder cannot have what it starts from
+      await rejects(holder, await repack('dict-long', u, u.items, u.blocks, m => ({ ...m, dict: u.dictionary.length + 1 })), InvalidInputError, /lacks .*import a full bundle/)
+      // the pack ends inside an item: the last one's length says more than follows
+      const last = u.items[u.items.length - 1]!
+      const body = Buffer.concat([...u.items.slice(0, -1).flatMap(i => [varint(i.length), i]), varint(last.length), last.subarray(0, 5)])
+      const pack = zlib.zstdCompressSync(body, { dictionary: u.dictionary })
+      const manifest = encodeManifest({ ...u.manifest, size: body.length, pack: [cidOf(RAW, pack)] })
+      await writeCar(join(tmp, 'pack-cut.car'), [u.root, manifest.cid], [manifest, { cid: cidOf(RAW, pack), bytes: pack }, ...u.blocks])
+      await rejects(holder, join(tmp, 'pack-cut.car'), InvalidInputError, /ends inside an item/)
+    })
+
+    it('a manifest for another build, or a delta record from other builds', async () => {
+      const u = await unpack(deltaCar)
+      await rejects(holder, await repack('manifest-other', u, u.items, u.blocks, m => ({ ...m, to: v1 })), InvalidInputError, /pack manifest is for build/)
+      const record = decodeDelta(u.manifest.delta!, u.items[recordItem(u)]!)
+      await rejects(holder, await withRecord('record-from', { ...record, from: [v2] }), InvalidInputError, /other builds than its pack manifest/)
     })
   })
 
