@@ -14,6 +14,9 @@ import { applyBuild, verifyInstalled } from '../content/apply.ts'
 import { exportBundle, importBundle } from '../content/bundle.ts'
 import { planUpdate } from '../content/delta.ts'
 import { Progress, humanBytes } from './progress.ts'
+import { addAgentCommand } from './agent.ts'
+import { addMeshCommands } from './mesh.ts'
+import { addFetchCommand } from './fetch.ts'
 
 interface Globals { data?: string, json?: boolean }
 
@@ -214,6 +217,10 @@ program.command('diff')
     out(`${plan.filesChanged.length} changed, ${plan.filesAdded.length} added, ${plan.filesRemoved.length} removed, ${plan.filesTouched.length} with new mode or mtime only`)
     out(`the update costs ${plan.blocks} blocks, ${humanBytes(plan.rawBytes)} as blocks${plan.deltaBytes !== undefined ? `, ${humanBytes(plan.deltaBytes)} with the stored delta` : ' (export --have computes a smaller delta)'}`)
   })
+
+addAgentCommand(program)
+addMeshCommands(program)
+addFetchCommand(program)
 
 async function main (): Promise<void> {
   try {

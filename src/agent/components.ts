@@ -1,0 +1,27 @@
+// The components every agent runs, in start order. A protocol driver is one
+// more line here, e.g. when the block exchange lands:
+//
+//   import { blocks } from '../net/blocks.ts'
+//   ...
+//   blocks({ uploadCapBytesPerSecond: … }),
+//
+// Each entry is a ComponentFactory (src/net/component.ts): it receives the
+// shared components (libp2p node, repo, logger, events, API routes, dialer,
+// traffic counters) and returns an object with beforeStart/start/stop/status.
+import { mdnsDiscovery } from '../net/mdns.ts'
+import { blocks } from '../net/blocks/index.ts'
+import type { ComponentFactory } from '../net/component.ts'
+import type { AgentConfig } from './config.ts'
+
+export function defaultComponents (config: AgentConfig): ComponentFactory[] {
+  const list: ComponentFactory[] = []
+  if (config.mdns.enabled) {
+    list.push(mdnsDiscovery({
+      interfaces: config.mdns.interfaces,
+      queryIntervalMs: config.mdns.query_interval_s * 1000,
+      ttl: config.mdns.ttl_s
+    }))
+  }
+  list.push(blocks({ uploadSlots: config.blocks.upload_slots, uploadRate: config.blocks.upload_rate }))
+  return list
+}

@@ -1,0 +1,237 @@
+// DATA/config.yaml: every key optional, defaults in constants.ts, flags of
+// `xo-mesh agent` override the file. An unknown key or a wrong type is an
+// error naming the key, so a typo does not silently fall back to a default.
+// On first start the agent writes the file with every key commented out at
+// its default, as documentation (docs/agent.md has the same list).
+import { readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { multiaddr } from '@multiformats/multiaddr'
+import { LOG_LEVELS, type LogLevel } from '../net/logger.ts'
+import * as D from './constants.ts'
+import { ConfigError } from './errors.ts'
+
+export interface AgentConfig {
+  /** Multiaddrs libp2p listens on. */
+  listen: string[]
+  /** Static peers: dialled on start and redialled with backoff for ever. */
+  peers: string[]
+  /** HOST:PORT of the local HTTP API (port 0: any free port). */
+  api: string
+  mdns: {
+    enabled: boolean
+    /** Interface names; empty: every up, multicast-capable IPv4 interface. */
+    interfaces: string[]
+    query_interval_s: number
+    ttl_s: number
+  }
+  dial: { backoff_min_s: number, backoff_max_s: number, timeout_s: number }
+  connections: { max: number }
+  log: {
+    level: LogLevel
+    /** A file name (relative: inside the data directory), or null for stderr. */
+    file: string | null
+    max_bytes: number
+  }
+  /** The block exchange (/xo-mesh/blocks/1.0.0). */
+  blocks: {
+    /** Peers served at once; the others are choked until a slot frees. */
+    upload_slots: number
+    /** Upload cap in bytes per second, all peers together; 0: none. */
+    upload_rate: number
+  }
+}
+
+export function defaultConfig (): AgentConfig {
+  return {
+    listen: [...D.DEFAULT_LISTEN],
+    peers: [],
+    api: D.DEFAULT_API,
+    mdns: { enabled: true, interfaces: [], query_interval_s: D.DEFAULT_MDNS_QUERY_INTERVAL_S, ttl_s: D.DEFAULT_MDNS_TTL_S },
+    dial: { backoff_min_s: D.DEFAULT_BACKOFF_MIN_S, backoff_max_s: D.DEFAULT_BACKOFF_MAX_S, timeout_s: D.DEFAULT_DIAL_TIMEOUT_S },
+    connections: { max: D.DEFAULT_MAX_CONNECTIONS },
+    log: { level: D.DEFAULT_LOG_LEVEL, file: null, max_bytes: D.DEFAULT_LOG_MAX_BYTES },
+    blocks: { upload_slots: D.DEFAULT_UPLOAD_SLOTS, upload_rate: D.DEFAULT_UPLOAD_RATE }
+  }
+}
+
+/** The file written on first start: every key, commented out, at its default. */
+export const CONFIG_TEMPLATE = `# xo-mesh agent configuration (docs/agent.md). Every key is optional; the
+# values shown are the defaults. Flags of \`xo-mesh agent\` override this file.
+
+# Multiaddrs to listen on. Give a fixed port if other agents list this one as a static peer.
+# listen: ["${D.DEFAULT_LISTEN.join('", "')}"]
+
+# Static peers, dialled on start and redialled with backoff (1 s doubling to 60 s) for ever.
+# A /p2p/<peer id> suffix is optional.
+# peers: ["/ip4/10.0.0.1/tcp/4001"]
+
+# The local HTTP API (JSON under /api/v1). Keep it on loopback: it has no authentication.
+# api: "${D.DEFAULT_API}"
+
+# mdns:
+#   enabled: true                # announce _xo-mesh._tcp on the LAN and dial the peers found
+#   interfaces: []               # e.g. [wlan0, eth0]; empty: every up, multicast-capable IPv4 interface
+#   query_interval_s: ${D.DEFAULT_MDNS_QUERY_INTERVAL_S}          # ask again for peers this often (announcements happen on start and on change)
+#   ttl_s: ${D.DEFAULT_MDNS_TTL_S}                   # how long peers may cache our records
+
+# dial:
+#   backoff_min_s: ${D.DEFAULT_BACKOFF_MIN_S}
+#   backoff_max_s: ${D.DEFAULT_BACKOFF_MAX_S}
+#   timeout_s: ${D.DEFAULT_DIAL_TIMEOUT_S}
+
+# connections:
+#   max: ${D.DEFAULT_MAX_CONNECTIONS}
+
+# log:
+#   level: ${D.DEFAULT_LOG_LEVEL}                  # debug, info, warn or error
+#   file: null                   # null: JSON lines on stderr (the journal); a name: a file in the data directory
+#   max_bytes: ${D.DEFAULT_LOG_MAX_BYTES}           # then the file is renamed to <file>.1 and a new one started
+
+# blocks:
+#   upload_slots: ${D.DEFAULT_UPLOAD_SLOTS}              # peers served at once; the others wait their turn
+#   upload_rate: ${D.DEFAULT_UPLOAD_RATE}               # bytes per second to all peers together; 0: no cap
+`
+
+type Shape = { [k: string]: 'string' | 'strings' | 'multiaddrs' | 'boolean' | 'number' | 'integer' | 'rate' | 'level' | 'nullable-string' | 'hostport' | Shape }
+
+const SHAPE: Shape = {
+  listen: 'multiaddrs',
+  peers: 'multiaddrs',
+  api: 'hostport',
+  mdns: { enabled: 'boolean', interfaces: 'strings', query_interval_s: 'number', ttl_s: 'integer' },
+  dial: { backoff_min_s: 'number', backoff_max_s: 'number', timeout_s: 'number' },
+  connections: { max: 'integer' },
+  log: { level: 'level', file: 'nullable-string', max_bytes: 'integer' },
+  blocks: { upload_slots: 'integer', upload_rate: 'rate' }
+}
+
+/** Splits "host:port" / "[v6]:port"; throws ConfigError. */
+export function parseHostPort (text: string, where = 'api'): { host: string, port: number } {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text)
+  const port = m !== null ? Number(m[3]) : NaN
+  if (m === null || port > 65535) throw new ConfigError(`${where}: expected HOST:PORT (e.g. ${D.DEFAULT_API}), got ${JSON.stringify(text)}`)
+  return { host: m[1] ?? m[2]!, port }
+}
+
+function check (kind: Shape[string], value: unknown, key: string, src: string): void {
+  const bad = (what: string): never => { throw new ConfigError(`${src}: ${key === '' ? 'the file' : key} must be ${what}, got ${JSON.stringify(value)}`) }
+  if (typeof kind === 'object') {
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) bad('a mapping')
+    for (const [k, v] of Object.entries(value as object)) {
+      const sub = kind[k]
+      const path = key === '' ? k : `${key}.${k}`
+      if (sub === undefined) throw new ConfigError(`${src}: unknown key ${path} (known: ${Object.keys(kind).join(', ')})`)
+      check(sub, v, path, src)
+    }
+    return
+  }
+  switch (kind) {
+    case 'boolean': if (typeof value !== 'boolean') bad('true or false'); break
+    case 'number': if (typeof value !== 'number' || !(value > 0) || !Number.isFinite(value)) bad('a positive number'); break
+    case 'integer': if (!Number.isSafeInteger(value) || (value as number) <= 0) bad('a positive integer'); break
+    case 'rate': if (typeof value !== 'number' || !(value >= 0) || !Number.isFinite(value)) bad('a number of bytes per second (0: none)'); break
+    case 'string': if (typeof value !== 'string') bad('a string'); break
+    case 'nullable-string': if (value !== null && (typeof value !== 'string' || value === '')) bad('a file name or null'); break
+    case 'level': if (!LOG_LEVELS.includes(value as LogLevel)) bad(LOG_LEVELS.join(', ')); break
+    case 'hostport': if (typeof value !== 'string') bad('"HOST:PORT"'); parseHostPort(value as string, `${src}: ${key}`); break
+    case 'strings': if (!Array.isArray(value) || !value.every(s => typeof s === 'string')) bad('a list of strings'); break
+    case 'multiaddrs':
+      if (!Array.isArray(value) || !value.every(s => typeof s === 'string')) bad('a list of multiaddrs')
+      for (const s of value as string[]) checkMultiaddr(s, `${src}: ${key}`)
+      break
+  }
+}
+
+/** Throws ConfigError unless `text` parses as a multiaddr. */
+export function checkMultiaddr (text: string, where: string): void {
+  try {
+    multiaddr(text)
+  } catch (err) {
+    throw new ConfigError(`${where}: not a multiaddr: ${JSON.stringify(text)} (${(err as Error).message})`)
+  }
+}
+
+/** Deep-merges checked YAML over the defaults. */
+function merge<T> (base: T, over: unknown): T {
+  if (over === null || typeof over !== 'object' || Array.isArray(over)) return over as T
+  const out = { ...base } as Record<string, unknown>
+  for (const [k, v] of Object.entries(over)) {
+    const b = (base as Record<string, unknown>)[k]
+    out[k] = b !== null && typeof b === 'object' && !Array.isArray(b) ? merge(b, v) : v
+  }
+  return out as T
+}
+
+/** True when the text holds nothing but comments and blank lines (the template as written). */
+function onlyComments (text: string): boolean {
+  return text.split('\n').every(l => /^\s*(#.*)?$/.test(l))
+}
+
+/**
+ * Parses config text (the YAML of config.yaml). Throws ConfigError naming
+ * `src` and the key. The YAML parser is loaded only for a file that sets
+ * something: it costs ~5 MB of resident memory for the agent's lifetime.
+ */
+export async function parseConfig (text: string, src = 'config.yaml'): Promise<AgentConfig> {
+  if (onlyComments(text)) return defaultConfig()
+  const { parse } = await import('yaml')
+  let doc: unknown
+  try {
+    doc = parse(text)
+  } catch (err) {
+    throw new ConfigError(`${src}: not valid YAML: ${(err as Error).message.split('\n')[0]}`)
+  }
+  if (doc === null || doc === undefined) return defaultConfig()
+  check(SHAPE, doc, '', src)
+  const config = merge(defaultConfig(), doc)
+  if (config.dial.backoff_max_s < config.dial.backoff_min_s) throw new ConfigError(`${src}: dial.backoff_max_s is smaller than dial.backoff_min_s`)
+  return config
+}
+
+/**
+ * Reads DATA/config.yaml, writing the commented template first when there is
+ * none (a read-only data directory just gets the defaults).
+ */
+export async function loadConfig (dataDir: string): Promise<AgentConfig> {
+  const path = join(dataDir, D.CONFIG_FILE)
+  let text: string
+  try {
+    text = await readFile(path, 'utf8')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+    await writeFile(path, CONFIG_TEMPLATE, { flag: 'wx' }).catch(() => {})
+    return defaultConfig()
+  }
+  return await parseConfig(text, path)
+}
+
+/** What `xo-mesh agent` flags can set; absent means "as in the file". */
+export interface ConfigOverrides {
+  listen?: string[]
+  peers?: string[]
+  mdns?: boolean
+  api?: string
+  logLevel?: string
+  logFile?: string
+}
+
+/** Applies flags over a config; throws ConfigError for a malformed one. */
+export function applyOverrides (config: AgentConfig, o: ConfigOverrides): AgentConfig {
+  const out = structuredClone(config)
+  if (o.listen !== undefined && o.listen.length > 0) {
+    for (const a of o.listen) checkMultiaddr(a, '--listen')
+    out.listen = o.listen
+  }
+  if (o.peers !== undefined && o.peers.length > 0) {
+    for (const a of o.peers) checkMultiaddr(a, '--peer')
+    out.peers = o.peers
+  }
+  if (o.mdns === false) out.mdns.enabled = false
+  if (o.api !== undefined) { parseHostPort(o.api, '--api'); out.api = o.api }
+  if (o.logLevel !== undefined) {
+    if (!LOG_LEVELS.includes(o.logLevel as LogLevel)) throw new ConfigError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`)
+    out.log.level = o.logLevel as LogLevel
+  }
+  if (o.logFile !== undefined) out.log.file = o.logFile
+  return out
+}

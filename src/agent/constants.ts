@@ -1,0 +1,26 @@
+// Defaults of the agent, one place (docs/agent.md lists them as config keys).
+
+/** Listen on every IPv4 interface, any free port. */
+export const DEFAULT_LISTEN = ['/ip4/0.0.0.0/tcp/0']
+/** The local HTTP API: loopback only. */
+export const DEFAULT_API = '127.0.0.1:7337'
+export const DEFAULT_MDNS_QUERY_INTERVAL_S = 60
+export const DEFAULT_MDNS_TTL_S = 120
+export const DEFAULT_BACKOFF_MIN_S = 1
+export const DEFAULT_BACKOFF_MAX_S = 60
+export const DEFAULT_DIAL_TIMEOUT_S = 10
+/** A classroom is tens of laptops; each keeps a connection to every neighbour. */
+export const DEFAULT_MAX_CONNECTIONS = 100
+export const DEFAULT_LOG_LEVEL = 'info'
+export const DEFAULT_LOG_MAX_BYTES = 1 << 20
+/** The block exchange: peers served at once, and the upload cap in bytes per second (0: none). */
+export const DEFAULT_UPLOAD_SLOTS = 4
+export const DEFAULT_UPLOAD_RATE = 0
+/** Seconds shutdown may take before the agent gives up waiting and exits 1. */
+export const SHUTDOWN_TIMEOUT_S = 10
+
+/** Files in the data directory. */
+export const CONFIG_FILE = 'config.yaml'
+export const IDENTITY_FILE = 'identity.key'
+export const API_FILE = 'api'
+export const LOCK_FILE = 'agent.lock'

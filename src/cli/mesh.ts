@@ -1,0 +1,84 @@
+// `xo-mesh id`, `status` and `peers`: ask the agent running on the data
+// directory, through its local API (src/agent/client.ts). With no agent there,
+// one line on stderr and exit 5.
+import type { Command } from 'commander'
+import { resolve } from 'node:path'
+import { defaultDataDir } from '../content/repo.ts'
+import { callAgent } from '../agent/client.ts'
+import type { IdReply, PeersReply, StatusReply } from '../agent/routes.ts'
+import { reportAgentErrors } from './agent.ts'
+import { humanBytes } from './progress.ts'
+
+function out (text: string): void {
+  process.stdout.write(text + '\n')
+}
+
+function ago (iso: string): string {
+  const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000))
+  if (s < 120) return `${s} s`
+  if (s < 7200) return `${Math.round(s / 60)} min`
+  return `${Math.round(s / 3600)} h`
+}
+
+export function addMeshCommands (program: Command): void {
+  const opts = (): { dataDir: string, json: boolean } => {
+    const g = program.opts<{ data?: string, json?: boolean }>()
+    return { dataDir: resolve(g.data ?? defaultDataDir()), json: g.json === true }
+  }
+
+  program.command('id')
+    .description('print the running agent\'s peer id and listen addresses')
+    .action(async () => {
+      await reportAgentErrors(async () => {
+        const { dataDir, json } = opts()
+        const id = await callAgent(dataDir, '/id') as IdReply
+        if (json) return out(JSON.stringify(id, null, 2))
+        out(id.peerId)
+        for (const a of id.addrs) out(a)
+      })
+    })
+
+  program.command('status')
+    .description('role, elected server, neighbours and builds of the running agent')
+    .action(async () => {
+      await reportAgentErrors(async () => {
+        const { dataDir, json } = opts()
+        const s = await callAgent(dataDir, '/status') as StatusReply
+        if (json) return out(JSON.stringify(s, null, 2))
+        out(`peer id  ${s.peerId}`)
+        out(`role     ${s.role}${s.role === 'peer' && s.server === null ? ' (no school server elected)' : ''}`)
+        out(`server   ${s.server ?? 'none'}`)
+        out(`term     ${s.term}`)
+        out(`peers    ${s.peers.length}`)
+        for (const p of s.peers) out(`  ${p.peerId}  ${p.addrs[0] ?? ''}`)
+        out(`builds   ${s.builds.length}`)
+        for (const b of s.builds) {
+          const state = b.complete ? 'complete' : `${humanBytes(b.have_bytes)} of ${humanBytes(b.bytes)}`
+          out(`  ${b.cid}  ${b.name}  ${humanBytes(b.bytes)}  ${state}`)
+        }
+      })
+    })
+
+  program.command('peers')
+    .description('the running agent\'s neighbours: address, how found, since when, bytes sent and received')
+    .action(async () => {
+      await reportAgentErrors(async () => {
+        const { dataDir, json } = opts()
+        const r = await callAgent(dataDir, '/peers') as PeersReply
+        if (json) return out(JSON.stringify(r, null, 2))
+        if (r.peers.length === 0) return out('no peers connected')
+        out(['PEER ID'.padEnd(52), 'VIA'.padEnd(7), 'SINCE'.padStart(7), 'RTT'.padStart(7), 'SENT'.padStart(10), 'RECEIVED'.padStart(10), ' ADDRESS'].join(' '))
+        for (const p of r.peers) {
+          out([
+            p.peerId.padEnd(52),
+            p.via.padEnd(7),
+            ago(p.connected_since).padStart(7),
+            (p.rtt_ms !== null ? `${Math.round(p.rtt_ms)} ms` : '-').padStart(7),
+            humanBytes(p.bytes_sent).padStart(10),
+            humanBytes(p.bytes_received).padStart(10),
+            ' ' + (p.connections[0]?.remoteAddr ?? p.addrs[0] ?? '')
+          ].join(' '))
+        }
+      })
+    })
+}
