@@ -17,7 +17,8 @@ import { ensureDir, REPO_ROOT, RESULTS_DIR, type BenchContext, type BenchModule 
 
 const BENCHES: Record<string, () => Promise<BenchModule>> = {
   delta: () => import('./delta.js'),
-  add: () => import('./add.js')
+  add: () => import('./add.js'),
+  exchange: () => import('./exchange.js')
 }
 
 interface Machine {

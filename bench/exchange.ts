@@ -1,0 +1,563 @@
+/**
+ * `npm run bench -- exchange`: the block exchange (/xo-mesh/blocks/1.0.0)
+ * between agent processes on loopback, in one run, beside its references:
+ *
+ *   (a) the ceiling: one libp2p TCP + Noise + Yamux stream pushing the same
+ *       number of bytes between two processes (bench/exchange-peer.ts);
+ *   (b) our fetch: `POST /fetch` of a 256 MiB build (pseudo-random files) on
+ *       an agent connected to one that holds it, to completion;
+ *   (c) Helia 7 with bitswap `cat`-ing every file of the same UnixFS DAG
+ *       (the build's tree), installed at bench time in .bench/helia (never a
+ *       dependency of the project); skipped with a message when it cannot be
+ *       installed;
+ *   (d) a swarm: one seed and four fetchers starting together: the seed's
+ *       upload ÷ build size (target ≤ 1.5), each fetcher's received ÷ size
+ *       (target ≤ 1.05);
+ *   and the resident memory of agents idle and busy (targets < 80 MB idle,
+ *   < 150 MB serving or fetching).
+ *
+ * Agents run as the systemd unit runs them (docs/xo-mesh.service): bin/xo-mesh.js
+ * through tsx with NODE_OPTIONS=--max-semi-space-size=1 (--agentd runs
+ * src/cli/agentd.ts under node's type stripping instead). CPU seconds come
+ * from /proc/<pid>/stat, RSS from /proc/<pid>/status (sampled every 100 ms).
+ * The stores are on the disk of .bench/work; --tmpfs=DIR puts the fetchers'
+ * data directories (and a copy of the seed's) under DIR (e.g. /dev/shm) to
+ * take the disk out of the figures.
+ *
+ * Options: --size=MiB (256), --swarm-size=MiB (128), --fetchers=N (4),
+ * --idle-s=S (15: how long agents sit idle before their RSS is read),
+ * --only=a,b,c,d (default all), --skip-helia, --agentd, --tmpfs=DIR.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { createHash, createCipheriv } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises'
+import { request } from 'node:http'
+import { createServer } from 'node:net'
+import { join } from 'node:path'
+import { BENCH_DIR, CACHE_DIR, REPO_ROOT, WORK_DIR, exists, formatBytes, formatTable, log, run, type BenchContext, type BenchOutput } from './util.js'
+
+export const description = 'block exchange between agent processes: MB/s vs a bare libp2p stream and Helia bitswap, swarm overhead, RSS'
+
+const AGENTD = join(REPO_ROOT, 'src', 'cli', 'agentd.ts')
+const BIN = join(REPO_ROOT, 'bin', 'xo-mesh.js')
+/** How agents are started: the entry script and extra environment (set by run_ from the options). */
+let agentEntry: string[] = [BIN]
+let agentEnv: Record<string, string> = { NODE_OPTIONS: '--max-semi-space-size=1' }
+const PEER = join(REPO_ROOT, 'bench', 'exchange-peer.ts')
+const HELIA_DIR = join(BENCH_DIR, 'helia')
+const CLK_TCK = 100
+const MB = 1e6
+
+// ---- helpers ----------------------------------------------------------------
+
+function byteStream (seed: string): (n: number) => Buffer {
+  const key = createHash('sha256').update(seed).digest().subarray(0, 16)
+  const c = createCipheriv('aes-128-ctr', key, Buffer.alloc(16))
+  return n => c.update(Buffer.alloc(n))
+}
+
+/** Pseudo-random files adding up to mib MiB: 1–6 MiB files and a few small ones, in four directories. */
+async function makeTree (dir: string, mib: number, seed: string): Promise<void> {
+  const marker = `${dir}.complete`
+  if (await exists(marker)) return
+  await rm(dir, { recursive: true, force: true })
+  const rand = byteStream(seed)
+  let left = mib << 20
+  for (let i = 0; left > 0; i++) {
+    const sub = join(dir, `d${i % 4}`)
+    await mkdir(sub, { recursive: true })
+    const n = Math.min(left, i % 5 === 4 ? 2000 + i * 37 : (1 << 20) + ((i * 7919 * 131) % (5 << 20)))
+    const fh = await open(join(sub, `f${i}.bin`), 'w')
+    for (let k = 0; k < n; k += 4 << 20) await fh.write(rand(Math.min(4 << 20, n - k)))
+    await fh.close()
+    left -= n
+  }
+  await writeFile(marker, '')
+}
+
+/** A data directory holding the tree as a build (cached); returns its CID. */
+async function seedDir (dir: string, tree: string, name: string): Promise<string> {
+  const cidFile = join(dir, 'bench-cid')
+  if (await exists(cidFile)) return (await readFile(cidFile, 'utf8')).trim()
+  await rm(dir, { recursive: true, force: true })
+  const add = await run(process.execPath, [BIN, '--data', dir, 'add', tree, '--name', name, '--created', '2026-01-01T00:00:00Z'], { env: { ...process.env, XO_MESH_NO_PROGRESS: '1' } })
+  const cid = add.stdout.trim().split('\n').pop()!.trim()
+  await writeFile(cidFile, cid + '\n')
+  return cid
+}
+
+async function freePort (): Promise<number> {
+  const server = createServer()
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  const port = (server.address() as { port: number }).port
+  await new Promise(resolve => server.close(resolve))
+  return port
+}
+
+async function until<T> (what: string, timeoutMs: number, check: () => T | undefined | Promise<T | undefined>, everyMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const v = await check()
+    if (v !== undefined) return v
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await new Promise(resolve => setTimeout(resolve, everyMs))
+  }
+}
+
+async function api (url: string, path: string, body?: unknown): Promise<{ status: number, body: unknown }> {
+  const payload = body !== undefined ? JSON.stringify(body) : undefined
+  return await new Promise((resolve, reject) => {
+    const req = request(new URL('/api/v1' + path, url), { method: payload !== undefined ? 'POST' : 'GET', headers: payload !== undefined ? { 'Content-Type': 'application/json' } : {}, timeout: 10_000 }, res => {
+      let text = ''
+      res.setEncoding('utf8')
+      res.on('data', (d: string) => { text += d })
+      res.on('end', () => { try { resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }) } catch (err) { reject(err) } })
+    })
+    req.on('timeout', () => { req.destroy(new Error('API request timed out')) })
+    req.on('error', reject)
+    req.end(payload)
+  })
+}
+
+function procCpu (pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(f[11]) + Number(f[12])) / CLK_TCK
+  } catch {
+    return NaN
+  }
+}
+
+function procRss (pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+    return m === null ? NaN : Number(m[1]) * 1024
+  } catch {
+    return NaN
+  }
+}
+
+/** Samples the RSS of processes every 100 ms; max() is the largest seen since the last reset. */
+class RssSampler {
+  private readonly peak = new Map<number, number>()
+  private readonly timer: NodeJS.Timeout
+  private readonly pids: () => number[]
+  constructor (pids: () => number[]) {
+    this.pids = pids
+    this.timer = setInterval(() => { this.sample() }, 100)
+  }
+
+  sample (): void {
+    for (const pid of this.pids()) {
+      const r = procRss(pid)
+      if (Number.isFinite(r)) this.peak.set(pid, Math.max(this.peak.get(pid) ?? 0, r))
+    }
+  }
+
+  reset (): void { this.peak.clear() }
+  max (pid: number): number { return this.peak.get(pid) ?? NaN }
+  stop (): void { clearInterval(this.timer) }
+}
+
+interface BlockCounters { bytes_received: number, blocks_received: number, bytes_sent: number, blocks_sent: number }
+
+/** An agent process (agentd.ts, no tsx) on 127.0.0.1. */
+class Agent {
+  readonly child: ChildProcess
+  readonly port: number
+  readonly dataDir: string
+  url = ''
+  peerId = ''
+  private readonly started: Promise<void>
+  private readonly exited: Promise<void>
+
+  constructor (dataDir: string, port: number, peers: number[]) {
+    this.dataDir = dataDir
+    this.port = port
+    this.child = spawn(process.execPath, [...agentEntry, '--data', dataDir, 'agent', '--no-mdns', '--api', '127.0.0.1:0', '--listen', `/ip4/127.0.0.1/tcp/${port}`, ...peers.flatMap(p => ['--peer', `/ip4/127.0.0.1/tcp/${p}`])], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, XO_MESH_NO_PROGRESS: '1', ...agentEnv } })
+    let text = ''
+    this.exited = new Promise(resolve => this.child.on('exit', () => { resolve() }))
+    this.started = new Promise((resolve, reject) => {
+      this.child.stderr!.setEncoding('utf8')
+      this.child.stderr!.on('data', (d: string) => {
+        text += d
+        for (const line of text.split('\n')) {
+          if (!line.includes('"agent started"')) continue
+          const r = JSON.parse(line) as { peerId: string, api: string }
+          this.peerId = r.peerId
+          this.url = r.api
+          resolve()
+        }
+        if (text.length > 1 << 20) text = text.slice(-(1 << 16))
+      })
+      void this.exited.then(() => { reject(new Error(`agent on ${dataDir} exited: ${text.slice(-2000)}`)) })
+    })
+  }
+
+  get pid (): number { return this.child.pid! }
+
+  static async start (dataDir: string, peers: number[] = []): Promise<Agent> {
+    await mkdir(dataDir, { recursive: true })
+    return new Agent(dataDir, await freePort(), peers)
+  }
+
+  async ready (): Promise<this> {
+    await Promise.race([this.started, new Promise((_r, reject) => setTimeout(() => { reject(new Error(`agent on ${this.dataDir} did not start`)) }, 30_000))])
+    return this
+  }
+
+  async counters (): Promise<Map<string, BlockCounters>> {
+    const r = await api(this.url, '/peers')
+    const out = new Map<string, BlockCounters>()
+    for (const p of (r.body as { peers: Array<{ peerId: string, blocks?: BlockCounters & { open: boolean } }> }).peers) if (p.blocks !== undefined) out.set(p.peerId, p.blocks)
+    return out
+  }
+
+  async openPeers (): Promise<number> {
+    const r = await api(this.url, '/peers')
+    return (r.body as { peers: Array<{ blocks?: { open: boolean } }> }).peers.filter(p => p.blocks?.open === true).length
+  }
+
+  async stop (): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return
+    this.child.kill('SIGTERM')
+    const t = setTimeout(() => { this.child.kill('SIGKILL') }, 15_000)
+    await this.exited
+    clearTimeout(t)
+  }
+}
+
+interface Progress { complete: boolean, bytes: number, have_bytes: number, error: string | null }
+
+/** Starts fetches on the agents at once; resolves with each one's completion time (s from the start). */
+async function fetchAll (agents: Agent[], cid: string, timeoutMs: number): Promise<number[]> {
+  const t0 = performance.now()
+  await Promise.all(agents.map(async a => {
+    const r = await api(a.url, '/fetch', { cid })
+    if (r.status !== 202) throw new Error(`fetch refused: ${JSON.stringify(r.body)}`)
+  }))
+  const done: number[] = agents.map(() => NaN)
+  await until('the fetches to complete', timeoutMs, async () => {
+    await Promise.all(agents.map(async (a, i) => {
+      if (!Number.isNaN(done[i]!)) return
+      const p = (await api(a.url, `/builds/${cid}`)).body as Progress
+      if (p.error !== null) throw new Error(`fetch failed on ${a.dataDir}: ${p.error}`)
+      if (p.complete) done[i] = (performance.now() - t0) / 1000
+    }))
+    return done.every(d => !Number.isNaN(d)) ? true : undefined
+  }, 25)
+  return done
+}
+
+const mbs = (bytes: number, s: number): string => (bytes / MB / s).toFixed(1)
+const mib = (n: number): string => (n / 2 ** 20).toFixed(0)
+
+// ---- (a) the ceiling ----------------------------------------------------------
+
+async function ceiling (bytes: number): Promise<{ seconds: number, cpuSender: number, cpuReceiver: number }> {
+  const sink = spawn(process.execPath, [PEER, 'sink', String(bytes)], { stdio: ['ignore', 'pipe', 'inherit'] })
+  let out = ''
+  sink.stdout.setEncoding('utf8')
+  const lines: string[] = []
+  const nextLine = async (): Promise<string> => await until('the sink', 120_000, () => lines.shift(), 10)
+  sink.stdout.on('data', (d: string) => {
+    out += d
+    const parts = out.split('\n')
+    out = parts.pop()!
+    lines.push(...parts)
+  })
+  const { addr } = JSON.parse(await nextLine()) as { addr: string }
+  const src = await run(process.execPath, [PEER, 'source', addr, String(bytes)], { timeoutSeconds: 180 })
+  const r = JSON.parse(await nextLine()) as { bytes: number, seconds: number, cpu: number }
+  sink.kill()
+  return { seconds: r.seconds, cpuSender: (JSON.parse(src.stdout.trim().split('\n').pop()!) as { cpu: number }).cpu, cpuReceiver: r.cpu }
+}
+
+// ---- (c) Helia ----------------------------------------------------------------
+
+const HELIA_SCRIPT = `// written by bench/exchange.ts: Helia 7 + bitswap over TCP, Noise, Yamux on loopback
+import { createHelia } from 'helia'
+import { unixfs } from '@helia/unixfs'
+import { FsBlockstore } from 'blockstore-fs'
+import { MemoryDatastore } from 'datastore-core'
+import { tcp } from '@libp2p/tcp'
+import { noise } from '@libp2p/noise'
+import { yamux } from '@libp2p/yamux'
+import { identify } from '@libp2p/identify'
+import { CID } from 'multiformats/cid'
+import { multiaddr } from '@multiformats/multiaddr'
+import { readFileSync } from 'node:fs'
+
+const [role, dir, arg, treeCid] = process.argv.slice(2)
+const cpu = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1e6 }
+const blockstore = new FsBlockstore(dir)
+await blockstore.open()
+if (role === 'import') {
+  // arg: a JSON list of [cid, path of the block file in an xo-mesh store]
+  for (const [cid, path] of JSON.parse(readFileSync(arg, 'utf8'))) await blockstore.put(CID.parse(cid), readFileSync(path))
+  process.exit(0)
+}
+const helia = await createHelia({
+  blockstore,
+  datastore: new MemoryDatastore(),
+  libp2p: {
+    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    peerDiscovery: [],
+    services: { identify: identify() }
+  }
+})
+await helia.start()
+if (role === 'seed') {
+  console.log(JSON.stringify({ addr: helia.libp2p.getMultiaddrs()[0].toString() }))
+} else {
+  const fs = unixfs(helia)
+  await helia.libp2p.dial(multiaddr(arg))
+  const t0 = performance.now()
+  const c0 = cpu()
+  let bytes = 0
+  const walk = async (cid) => {
+    for await (const e of fs.ls(cid)) {
+      if ((await fs.stat(e.cid)).type === 'directory') await walk(e.cid)
+      else for await (const chunk of fs.cat(e.cid)) bytes += chunk.length
+    }
+  }
+  await walk(CID.parse(treeCid))
+  console.log(JSON.stringify({ bytes, seconds: (performance.now() - t0) / 1000, cpu: cpu() - c0 }))
+  await helia.stop()
+  process.exit(0)
+}
+`
+
+async function ensureHelia (): Promise<string | undefined> {
+  const marker = join(HELIA_DIR, 'node_modules', 'helia', 'package.json')
+  if (!await exists(marker) || !await exists(join(HELIA_DIR, 'node_modules', 'blockstore-fs')) || !await exists(join(HELIA_DIR, 'node_modules', '@helia', 'unixfs'))) {
+    log('installing Helia into .bench/helia (once)…')
+    try {
+      await run('npm', ['install', '--prefix', HELIA_DIR, '--no-audit', '--no-fund', 'helia', '@helia/unixfs', 'blockstore-fs'], { timeoutSeconds: 600 })
+    } catch (err) {
+      return `npm install of helia failed: ${(err as Error).message.split('\n')[0]}`
+    }
+  }
+  await writeFile(join(HELIA_DIR, 'xo-bench.mjs'), HELIA_SCRIPT)
+  return undefined
+}
+
+async function helia (seedData: string, cid: string, work: string): Promise<{ seconds: number, bytes: number, cpuSeed: number, cpuFetcher: number, rssSeed: number, rssFetcher: number } | string> {
+  const why = await ensureHelia()
+  if (why !== undefined) return why
+  const script = join(HELIA_DIR, 'xo-bench.mjs')
+  const { Repo } = await import('../src/content/repo.ts')
+  const { readIndexSpace, leafCid } = await import('../src/content/index-space.ts')
+  const repo = new Repo(seedData)
+  const r = await readIndexSpace(repo.store, (await import('../src/content/cid.ts')).parseCid(cid))
+  if (r.status !== 'ready') return `the seed does not hold ${cid}`
+  const seedStore = join(work, 'helia-seed')
+  const marker = join(seedStore, 'imported')
+  if (!await exists(marker)) {
+    log('copying the build\'s blocks into a Helia blockstore…')
+    await rm(seedStore, { recursive: true, force: true })
+    const list: Array<[string, string]> = []
+    for (const c of r.space.manifest) list.push([c.toString(), repo.store.path(c)])
+    for (let i = 0; i < r.space.leaves; i++) { const c = leafCid(r.space, i); list.push([c.toString(), repo.store.path(c)]) }
+    await mkdir(work, { recursive: true })
+    await writeFile(join(work, 'helia-blocks.json'), JSON.stringify(list))
+    await run(process.execPath, [script, 'import', seedStore, join(work, 'helia-blocks.json')], { cwd: HELIA_DIR, timeoutSeconds: 600 })
+    await writeFile(marker, '')
+  }
+  const fetchStore = join(work, 'helia-fetch')
+  await rm(fetchStore, { recursive: true, force: true })
+  const seed = spawn(process.execPath, [script, 'seed', seedStore], { cwd: HELIA_DIR, stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  let err = ''
+  seed.stdout.setEncoding('utf8').on('data', (d: string) => { out += d })
+  seed.stderr.setEncoding('utf8').on('data', (d: string) => { err += d })
+  try {
+    const addr = await until('the Helia seed', 60_000, () => { const l = out.split('\n')[0]; return l !== undefined && l.startsWith('{') ? (JSON.parse(l) as { addr: string }).addr : undefined }, 50).catch(e => { throw new Error(`${(e as Error).message}: ${err.slice(-500)}`) })
+    const cpu0 = procCpu(seed.pid!)
+    const fetcher = spawn(process.execPath, [script, 'fetch', fetchStore, addr, r.space.record.tree.toString()], { cwd: HELIA_DIR, stdio: ['ignore', 'pipe', 'pipe'] })
+    const sampler = new RssSampler(() => [seed.pid!, fetcher.pid!])
+    let fout = ''
+    let ferr = ''
+    fetcher.stdout.setEncoding('utf8').on('data', (d: string) => { fout += d })
+    fetcher.stderr.setEncoding('utf8').on('data', (d: string) => { ferr += d })
+    const code = await new Promise<number | null>(resolve => {
+      const t = setTimeout(() => { fetcher.kill('SIGKILL') }, 600_000)
+      fetcher.on('exit', c => { clearTimeout(t); resolve(c) })
+    })
+    sampler.stop()
+    if (code !== 0) return `the Helia fetcher failed (exit ${code}): ${ferr.slice(-500)}`
+    const res = JSON.parse(fout.trim().split('\n').pop()!) as { bytes: number, seconds: number, cpu: number }
+    return { seconds: res.seconds, bytes: res.bytes, cpuSeed: procCpu(seed.pid!) - cpu0, cpuFetcher: res.cpu, rssSeed: sampler.max(seed.pid!), rssFetcher: sampler.max(fetcher.pid!) }
+  } finally {
+    seed.kill()
+  }
+}
+
+// ---- the run ------------------------------------------------------------------
+
+export async function run_ (ctx: BenchContext): Promise<BenchOutput> {
+  const size = Number(ctx.options.get('size') ?? 256)
+  const swarmSize = Number(ctx.options.get('swarm-size') ?? 128)
+  const fetchers = Number(ctx.options.get('fetchers') ?? 4)
+  const idleS = Number(ctx.options.get('idle-s') ?? 15)
+  const only = new Set((ctx.options.get('only') ?? 'a,b,c,d').split(','))
+  if (ctx.options.has('skip-helia')) only.delete('c')
+  if (ctx.options.has('agentd')) {
+    agentEntry = [AGENTD]
+    agentEnv = {}
+  }
+  const tmpfs = ctx.options.get('tmpfs')
+  const work = tmpfs !== undefined ? join(tmpfs, 'xo-mesh-bench-exchange') : join(WORK_DIR, 'exchange')
+  await rm(work, { recursive: true, force: true })
+  await mkdir(work, { recursive: true })
+  const tables: string[] = []
+  const results: Record<string, unknown> = {}
+  const agents: Agent[] = []
+  const sampler = new RssSampler(() => agents.filter(a => a.child.exitCode === null).map(a => a.pid))
+
+  try {
+    log(`making the ${size} MiB tree and its build (cached)…`)
+    const tree = join(CACHE_DIR, `exchange-tree-${size}`)
+    await makeTree(tree, size, `exchange-${size}`)
+    let seed = join(CACHE_DIR, `exchange-seed-${size}`)
+    const cid = await seedDir(seed, tree, `bench-${size}`)
+    if (tmpfs !== undefined) {
+      await run('cp', ['-a', seed, join(work, 'seed')])
+      seed = join(work, 'seed')
+    }
+    const rows: string[][] = []
+    let ceilingS = NaN
+    let buildBytes = NaN
+
+    if (only.has('a')) {
+      log('(a) bare libp2p stream…')
+      const c = await ceiling(size << 20)
+      ceilingS = c.seconds
+      rows.push(['(a) libp2p TCP+Noise+Yamux, one stream', c.seconds.toFixed(2), mbs(size << 20, c.seconds), '1.00', c.cpuSender.toFixed(1), c.cpuReceiver.toFixed(1)])
+      results.ceiling = { bytes: size << 20, ...c, mbPerS: (size << 20) / MB / c.seconds }
+    }
+
+    if (only.has('b')) {
+      log('(b) our fetch between two agents…')
+      const a = await (await Agent.start(seed)).ready()
+      agents.push(a)
+      const b = await (await Agent.start(join(work, 'fetcher'), [a.port])).ready()
+      agents.push(b)
+      await until('B to exchange with A', 20_000, async () => (await b.openPeers()) >= 1 ? true : undefined)
+      log(`  idle ${idleS} s (RSS)…`)
+      await new Promise(resolve => setTimeout(resolve, idleS * 1000))
+      const idle = { seed: procRss(a.pid), fetcher: procRss(b.pid) }
+      sampler.reset()
+      const cpu0 = [procCpu(a.pid), procCpu(b.pid)]
+      const [seconds] = await fetchAll([b], cid, 600_000)
+      const cpu1 = [procCpu(a.pid), procCpu(b.pid)]
+      sampler.sample()
+      const p = (await api(b.url, `/builds/${cid}`)).body as Progress
+      buildBytes = p.bytes
+      const busy = { seed: sampler.max(a.pid), fetcher: sampler.max(b.pid) }
+      const received = [...(await b.counters()).values()].reduce((s, x) => s + x.bytes_received, 0)
+      rows.push(['(b) xo-mesh fetch, agent → agent', seconds!.toFixed(2), mbs(p.bytes, seconds!), Number.isNaN(ceilingS) ? '-' : (ceilingS / seconds! * (p.bytes / (size << 20))).toFixed(2), (cpu1[0]! - cpu0[0]!).toFixed(1), (cpu1[1]! - cpu0[1]!).toFixed(1)])
+      results.fetch = { bytes: p.bytes, received, seconds, mbPerS: p.bytes / MB / seconds!, cpuSeed: cpu1[0]! - cpu0[0]!, cpuFetcher: cpu1[1]! - cpu0[1]!, rssIdle: idle, rssBusy: busy }
+      await Promise.all([a.stop(), b.stop()])
+      agents.length = 0
+    }
+
+    if (only.has('c')) {
+      log('(c) Helia + bitswap…')
+      const h = await helia(seed, cid, tmpfs !== undefined ? join(tmpfs, 'xo-mesh-bench-helia') : join(WORK_DIR, 'exchange-helia'))
+      if (typeof h === 'string') {
+        log(`  skipped: ${h}`)
+        rows.push(['(c) Helia 7 + bitswap, cat every file', 'skipped', '', '', '', ''])
+        results.helia = { skipped: h }
+      } else {
+        rows.push(['(c) Helia 7 + bitswap, cat every file', h.seconds.toFixed(2), mbs(h.bytes, h.seconds), Number.isNaN(ceilingS) ? '-' : (ceilingS / h.seconds * (h.bytes / (size << 20))).toFixed(2), h.cpuSeed.toFixed(1), h.cpuFetcher.toFixed(1)])
+        results.helia = { ...h, mbPerS: h.bytes / MB / h.seconds }
+      }
+    }
+    if (rows.length > 0) {
+      tables.push(`build: ${formatBytes(size << 20)} of pseudo-random files${Number.isFinite(buildBytes) ? ` (${buildBytes} bytes of leaves)` : ''}; loopback, two processes`)
+      tables.push(formatTable(['path', 'seconds', 'MB/s', 'of ceiling', 'CPU s sender', 'CPU s receiver'], rows, 'lrrrrr'))
+      const f = results.fetch as { mbPerS: number } | undefined
+      const c = results.ceiling as { mbPerS: number } | undefined
+      const hh = results.helia as { mbPerS?: number } | undefined
+      const ratios: string[] = []
+      if (f !== undefined && c !== undefined) ratios.push(`fetch / ceiling: ${(f.mbPerS / c.mbPerS).toFixed(2)}`)
+      if (f !== undefined && hh?.mbPerS !== undefined) ratios.push(`fetch / Helia: ${(f.mbPerS / hh.mbPerS).toFixed(2)}x`)
+      if (ratios.length > 0) tables.push(ratios.join('; '))
+    }
+
+    if (only.has('d')) {
+      log(`(d) one seed and ${fetchers} fetchers, ${swarmSize} MiB…`)
+      const stree = join(CACHE_DIR, `exchange-tree-${swarmSize}`)
+      await makeTree(stree, swarmSize, `exchange-${swarmSize}`)
+      let sseed = join(CACHE_DIR, `exchange-seed-${swarmSize}`)
+      const scid = await seedDir(sseed, stree, `bench-${swarmSize}`)
+      if (tmpfs !== undefined) {
+        await run('cp', ['-a', sseed, join(work, 'swarm-seed')])
+        sseed = join(work, 'swarm-seed')
+      }
+      const s = await (await Agent.start(sseed)).ready()
+      agents.push(s)
+      const fs: Agent[] = []
+      for (let i = 0; i < fetchers; i++) {
+        const f = await (await Agent.start(join(work, `swarm-${i}`), [s.port, ...fs.map(x => x.port)])).ready()
+        fs.push(f)
+        agents.push(f)
+      }
+      await until('the swarm to connect', 30_000, async () => (await Promise.all(fs.map(async f => await f.openPeers()))).every(n => n >= fetchers) ? true : undefined)
+      await new Promise(resolve => setTimeout(resolve, 2000))
+      const idle = fs.map(f => procRss(f.pid))
+      sampler.reset()
+      const cpu0 = agents.map(a => procCpu(a.pid))
+      const done = await fetchAll(fs, scid, 900_000)
+      const cpu1 = agents.map(a => procCpu(a.pid))
+      sampler.sample()
+      const p = (await api(fs[0]!.url, `/builds/${scid}`)).body as Progress
+      const total = p.bytes
+      const uploaded = [...(await s.counters()).values()].reduce((x, c) => x + c.bytes_sent, 0)
+      const srows: string[][] = [['seed', mib(0), '-', mib(uploaded), (uploaded / total).toFixed(3), '-', (cpu1[0]! - cpu0[0]!).toFixed(1), mib(sampler.max(s.pid))]]
+      const fres = []
+      for (let i = 0; i < fs.length; i++) {
+        const c = await fs[i]!.counters()
+        const recv = [...c.values()].reduce((x, y) => x + y.bytes_received, 0)
+        const sent = [...c.values()].reduce((x, y) => x + y.bytes_sent, 0)
+        fres.push({ received: recv, ratio: recv / total, sent, seconds: done[i], rssIdle: idle[i], rssBusy: sampler.max(fs[i]!.pid), cpu: cpu1[i + 1]! - cpu0[i + 1]! })
+        srows.push([`fetcher ${i + 1}`, mib(recv), (recv / total).toFixed(3), mib(sent), (sent / total).toFixed(3), done[i]!.toFixed(1), (cpu1[i + 1]! - cpu0[i + 1]!).toFixed(1), mib(sampler.max(fs[i]!.pid))])
+      }
+      const worst = Math.max(...fres.map(f => f.ratio))
+      tables.push(`swarm: one seed, ${fetchers} fetchers starting together, ${formatBytes(total)} build; all done in ${Math.max(...done).toFixed(1)} s`)
+      tables.push(formatTable(['agent', 'received MiB', 'recv / size', 'sent MiB', 'sent / size', 'done s', 'CPU s', 'max RSS MiB'], srows, 'lrrrrrrr'))
+      tables.push(`seed upload / size: ${(uploaded / total).toFixed(3)} (target <= 1.5); worst fetcher received / size: ${worst.toFixed(3)} (target <= 1.05)`)
+      results.swarm = { bytes: total, fetchers, seedUploaded: uploaded, seedRatio: uploaded / total, fetchersDetail: fres, seconds: Math.max(...done), seedRss: sampler.max(s.pid) }
+      await Promise.all(agents.map(async a => { await a.stop() }))
+      agents.length = 0
+    }
+
+    const f = results.fetch as { rssIdle: { seed: number, fetcher: number }, rssBusy: { seed: number, fetcher: number } } | undefined
+    const sw = results.swarm as { fetchersDetail: Array<{ rssIdle: number, rssBusy: number }>, seedRss: number } | undefined
+    if (f !== undefined || sw !== undefined) {
+      const mrows: string[][] = []
+      if (f !== undefined) {
+        mrows.push(['seed, idle', mib(f.rssIdle.seed)], ['fetcher, idle (connected)', mib(f.rssIdle.fetcher)])
+        mrows.push(['seed, serving (b), max', mib(f.rssBusy.seed)], ['fetcher, fetching (b), max', mib(f.rssBusy.fetcher)])
+      }
+      if (sw !== undefined) {
+        mrows.push(['swarm seed, serving (d), max', mib(sw.seedRss)])
+        mrows.push(['swarm fetchers, max', mib(Math.max(...sw.fetchersDetail.map(x => x.rssBusy)))])
+      }
+      tables.push(formatTable([`agent (${agentEntry[0] === AGENTD ? 'agentd.ts, node type stripping' : 'bin/xo-mesh.js, tsx, --max-semi-space-size=1'})`, 'RSS MiB'], mrows, 'lr') + '\ntargets: < 80 MB idle, < 150 MB serving or fetching')
+    }
+    return { tables, results }
+  } finally {
+    sampler.stop()
+    await Promise.all(agents.map(async a => { await a.stop() }))
+    if (tmpfs !== undefined) await rm(work, { recursive: true, force: true })
+  }
+}
+
+export { run_ as run }
