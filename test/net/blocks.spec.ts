@@ -14,7 +14,9 @@ import { parseCid } from '../../src/content/cid.ts'
 import { leavesHeld, readIndexSpace } from '../../src/content/index-space.ts'
 
 const LOOPBACK = ['--no-mdns', '--api', '127.0.0.1:0']
-const BUILD_BYTES = 40 << 20
+// large enough that the blocks in flight when C is killed (lost, yet counted as
+// received: about one request window, ~2 MB here) stay a small part of it
+const BUILD_BYTES = 80 << 20
 /** Upload caps (bytes/s) on A and B, so that C is still fetching when it is killed. */
 const CAP = 10_000_000
 
