@@ -177,15 +177,20 @@ export interface LeavesHeld {
   bytes: number
 }
 
+/** Leaves checked between two turns of the event loop (~20 ms of stat calls). */
+const STATS_PER_TURN = 2048
+
 /**
  * The bitfield of the leaves on disk: one statSync per leaf, a leaf counting
- * as held when its file has the size the manifest states.
+ * as held when its file has the size the manifest states. Yields to the event
+ * loop every STATS_PER_TURN leaves, so a large build does not stall an agent.
  */
-export function leavesHeld (store: BlockStore, space: IndexSpace): LeavesHeld {
+export async function leavesHeld (store: BlockStore, space: IndexSpace): Promise<LeavesHeld> {
   const bitfield = new Uint8Array((space.leaves + 7) >>> 3)
   let count = 0
   let bytes = 0
   for (let i = 0; i < space.leaves; i++) {
+    if (i > 0 && i % STATS_PER_TURN === 0) await new Promise(resolve => setImmediate(resolve))
     const st = statSync(store.path(leafCid(space, i)), { throwIfNoEntry: false })
     if (st === undefined || st.size !== space.sizes[i]) continue
     bitfield[i >>> 3] = bitfield[i >>> 3]! | (0x80 >>> (i & 7))

@@ -107,7 +107,7 @@ describe('block exchange between agent processes', function () {
     // what C holds on disk now is exactly what it resumes from
     const repo = new Repo(dir('c')) // not opened: opening would empty blocks/.tmp under a running agent
     const space = await readIndexSpace(repo.store, parseCid(cid))
-    const onDisk = space.status === 'ready' ? leavesHeld(repo.store, space.space).bytes : 0
+    const onDisk = space.status === 'ready' ? (await leavesHeld(repo.store, space.space)).bytes : 0
     assert.ok(onDisk > 0, 'C had stored leaves before it was killed')
 
     const fromBoth = [a.peerId, b.peerId].every(id => (before.get(id)?.blocks_received ?? 0) > 0)
@@ -171,7 +171,7 @@ describe('block exchange between agent processes', function () {
       const space = await readIndexSpace(repo.store, parseCid(cid))
       assert.equal(space.status, 'ready')
       if (space.status !== 'ready') return
-      const held = leavesHeld(repo.store, space.space)
+      const held = await leavesHeld(repo.store, space.space)
       assert.equal(held.count, space.space.leaves)
       assert.equal(blocks, space.space.leaves + space.space.manifest.length)
     }

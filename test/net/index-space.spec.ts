@@ -52,7 +52,7 @@ describe('index space of a build in the store', function () {
     }
     assert.equal(s.totalBytes, total)
     assert.ok(total < s.record.meta.bytes, 'the duplicate file is counted once')
-    const held = leavesHeld(repo.store, s)
+    const held = await leavesHeld(repo.store, s)
     assert.equal(held.count, s.leaves)
     assert.equal(held.bytes, total)
     assert.ok(held.bitfield.every((b, i) => i < held.bitfield.length - 1 ? b === 0xff : true))
@@ -66,7 +66,7 @@ describe('index space of a build in the store', function () {
     const s = r.space
     unlinkSync(repo.store.path(leafCid(s, 0)))
     truncateSync(repo.store.path(leafCid(s, 5)), 10)
-    const held = leavesHeld(repo.store, s)
+    const held = await leavesHeld(repo.store, s)
     assert.equal(held.count, s.leaves - 2)
     assert.equal(held.bitfield[0]! & 0x80, 0)
     assert.equal(held.bitfield[0]! & 0x04, 0)

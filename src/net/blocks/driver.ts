@@ -110,6 +110,8 @@ const FETCHING_DIR = 'fetching'
 const MAX_COUNTERS = 1024
 const MAX_AVAILABLE = 256
 const RATE_SAMPLES = 6
+/** A frame still incomplete this long after its first byte ends the session (a frame is sized to ~50 ms of the link), ms. */
+const PARTIAL_FRAME_MS = 120_000
 /** Room kept for a data frame's header when packing blocks into MAX_FRAME_SIZE. */
 const HEAD_ROOM = 64 * 1024
 
@@ -475,7 +477,7 @@ export class BlocksDriver implements MeshComponent {
           h.space = r.space
           h.name = r.space.record.name
         }
-        const have = leavesHeld(this.store, r.space)
+        const have = await leavesHeld(this.store, r.space)
         result = { type: 'loaded', root, result: { status: 'ready', manifest: r.space.manifest.map(c => c.bytes), sizes: r.space.sizes, have: have.bitfield } }
       }
     } catch (err) {
@@ -649,7 +651,7 @@ export class BlocksDriver implements MeshComponent {
   // ---- builds -----------------------------------------------------------------
 
   /** Holds a build: announce it if complete, fetch what is missing. With `wanted`, remembered across restarts until complete. */
-  hold (cidText: string, priority = 0, wanted = false): Held {
+  hold (cidText: string, priority = 0, wanted = false): void {
     const cid = parseCid(cidText)
     if (cid.code !== DAG_CBOR || cid.version !== 1) throw new ApiError(400, `${cidText} is not a build (a build is named by the CIDv1 of its dag-cbor record)`)
     const key = cidKey(cid.bytes)
@@ -668,7 +670,6 @@ export class BlocksDriver implements MeshComponent {
       if (h.completedAt === undefined) void this.writeFetching(h)
     }
     this.input({ type: 'hold', root: cid.bytes, priority })
-    return h
   }
 
   /** A build noted complete in DATA/builds (at start, by `xo-mesh add`/`import`, by us). */
@@ -766,7 +767,19 @@ export class BlocksDriver implements MeshComponent {
     return out
   }
 
+  /** Ends sessions whose peer began a frame long ago and has not finished it: it holds up to MAX_FRAME_SIZE of our memory. */
+  private dropStalledFrames (): void {
+    const now = Date.now()
+    for (const s of this.sessions.values()) {
+      if (s.partialSince !== undefined && now - s.partialSince > PARTIAL_FRAME_MS) {
+        this.log.info('dropping a peer whose frame stalled half-way', { peerId: s.peer, pending: s.pendingBytes })
+        s.end('a frame stalled half-way', { reset: true })
+      }
+    }
+  }
+
   private sampleRates (): void {
+    this.dropStalledFrames()
     const now = Date.now()
     for (const h of this.held.values()) {
       if (h.completedAt !== undefined || h.failed !== undefined) {

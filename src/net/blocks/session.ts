@@ -93,6 +93,8 @@ export class Session {
   private writing = false
   private kickScheduled = false
   private readonly cleanups: Array<() => void> = []
+  /** Removes our listeners from the current inbound stream. */
+  private detachInbound: (() => void) | undefined
 
   constructor (peer: string, callbacks: SessionCallbacks, init: SessionInit) {
     this.peer = peer
@@ -105,6 +107,9 @@ export class Session {
     return this.reader.pending
   }
 
+  /** When the frame being read began to arrive (Date.now()), or undefined between frames. */
+  partialSince: number | undefined
+
   /** The peer's stream to us. A second one replaces the first (which is reset). Reading waits until the session is open. */
   attachInbound (stream: Stream): void {
     capReceiveWindow(stream, this.init.receiveWindow)
@@ -112,22 +117,20 @@ export class Session {
     this.inbound = stream
     this.reader = new FrameReader() // a new stream starts at a frame boundary
     if (old !== undefined) {
+      this.detachInbound?.()
       try { old.abort(new Error('replaced by a newer stream')) } catch { /* already closed */ }
     }
-    const onMessage = (evt: StreamMessageEvent): void => {
-      if (this.inbound === stream) this.onData(evt.data)
-    }
-    const onEnd = (): void => {
-      if (this.inbound === stream) this.end('the peer closed its stream')
-    }
+    const onMessage = (evt: StreamMessageEvent): void => { this.onData(evt.data) }
+    const onEnd = (): void => { this.end('the peer closed its stream') }
     stream.addEventListener('message', onMessage)
     stream.addEventListener('close', onEnd)
     stream.addEventListener('remoteCloseWrite', onEnd)
-    this.cleanups.push(() => {
+    this.detachInbound = () => {
       stream.removeEventListener('message', onMessage)
       stream.removeEventListener('close', onEnd)
       stream.removeEventListener('remoteCloseWrite', onEnd)
-    })
+      this.detachInbound = undefined
+    }
     if (!this.open) this.pause(stream)
   }
 
@@ -180,6 +183,7 @@ export class Session {
     if (this.ended) return
     this.ended = true
     this.queue.length = 0
+    this.detachInbound?.()
     for (const c of this.cleanups.splice(0)) c()
     const err = new Error(why)
     if (this.inbound !== undefined) {
@@ -210,24 +214,31 @@ export class Session {
     if (this.ended) return
     this.cb.wire(this, 0, data.byteLength)
     try {
-      if (data instanceof Uint8Array) this.push(data)
+      let frames = 0
+      if (data instanceof Uint8Array) frames += this.push(data)
       else {
         for (const chunk of data) {
-          this.push(chunk)
+          frames += this.push(chunk)
           if (this.ended) return
         }
       }
+      // the frame now being read began in this chunk if one ended in it
+      if (this.reader.pending === 0) this.partialSince = undefined
+      else if (frames > 0 || this.partialSince === undefined) this.partialSince = Date.now()
     } catch (err) {
       if (this.ended) return
       this.cb.malformed(this, err instanceof InvalidMessageError ? err.message : `reading a frame failed: ${(err as Error).message}`)
     }
   }
 
-  private push (chunk: Uint8Array): void {
-    for (const body of this.reader.push(chunk)) {
-      if (this.ended) return
+  /** Feeds a chunk to the reader and the frames it completes to the callback; returns how many. */
+  private push (chunk: Uint8Array): number {
+    const bodies = this.reader.push(chunk)
+    for (const body of bodies) {
+      if (this.ended) break
       this.cb.frame(this, decodeFrame(body))
     }
+    return bodies.length
   }
 
   /** Starts the write loop after the current tick, so frames queued together go out together. */
