@@ -6,7 +6,6 @@
 // each fetching from every peer that already holds blocks.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { request } from 'node:http'
-import { createServer } from 'node:net'
 import { mkdir, rm, stat, utimes, writeFile, readFile } from 'node:fs/promises'
 import { join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -95,14 +94,6 @@ const LAPTOPS = 5
 // shared channel, so the spreading is slow enough to watch.
 const UPLOAD_RATE = 3_000_000
 
-async function freePort (): Promise<number> {
-  const server = createServer()
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  const port = (server.address() as { port: number }).port
-  await new Promise(resolve => server.close(resolve))
-  return port
-}
-
 /** GET on an agent's API (through the address file it writes in its data directory). */
 async function apiGet (dataDir: string, path: string): Promise<unknown> {
   const addr = (await readFile(join(dataDir, 'api'), 'utf8')).trim()
@@ -129,7 +120,7 @@ async function until<T> (what: string, probe: () => Promise<T | undefined>, time
   }
 }
 
-interface Laptop { name: string, data: string, port: number, proc?: ChildProcess, peerId?: string }
+interface Laptop { name: string, data: string, proc?: ChildProcess, peerId?: string, addr?: string }
 const laptops: Laptop[] = []
 const stopAll = (): void => { for (const l of laptops) l.proc?.kill('SIGTERM') }
 process.on('exit', stopAll)
@@ -137,16 +128,18 @@ process.on('SIGINT', () => { stopAll(); process.exit(130) })
 
 say(`A classroom: ${LAPTOPS} laptops, each running the agent (loopback ports, logs in .demo/xo-N/agent.log)`)
 for (let i = 1; i <= LAPTOPS; i++) {
-  const l: Laptop = { name: `xo-${i}`, data: join(work, `xo-${i}`), port: await freePort() }
+  const l: Laptop = { name: `xo-${i}`, data: join(work, `xo-${i}`) }
   await mkdir(l.data, { recursive: true })
   await writeFile(join(l.data, 'config.yaml'), `blocks:\n  upload_rate: ${UPLOAD_RATE}\n`)
   // No multicast on loopback, so each laptop is told of the ones already up
   // (on a real LAN, mDNS finds them: docs/agent.md).
-  const peers = laptops.map(p => `/ip4/127.0.0.1/tcp/${p.port}/p2p/${p.peerId!}`)
-  const args = [bin, '--data', l.data, 'agent', '--listen', `/ip4/127.0.0.1/tcp/${l.port}`, '--no-mdns', '--api', '127.0.0.1:0', '--log-file', 'agent.log', ...(peers.length > 0 ? ['--peer', ...peers] : [])]
+  const peers = laptops.map(p => `${p.addr!}/p2p/${p.peerId!}`)
+  const args = [bin, '--data', l.data, 'agent', '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--api', '127.0.0.1:0', '--log-file', 'agent.log', ...(peers.length > 0 ? ['--peer', ...peers] : [])]
   l.proc = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'] })
-  l.peerId = await until(`${l.name} to start`, async () => ((await apiGet(l.data, '/id')) as { peerId: string }).peerId)
-  process.stdout.write(`  ${l.name}  ${l.peerId}  /ip4/127.0.0.1/tcp/${l.port}\n`)
+  const id = await until(`${l.name} to start`, async () => await apiGet(l.data, '/id') as { peerId: string, addrs: string[] })
+  l.peerId = id.peerId
+  l.addr = id.addrs.find(a => a.startsWith('/ip4/127.0.0.1/tcp/'))?.replace(/\/p2p\/.*$/, '')
+  process.stdout.write(`  ${l.name}  ${l.peerId}  ${l.addr ?? '(no loopback address?)'}\n`)
   laptops.push(l)
 }
 await until('every laptop to see the other four', async () => {
@@ -196,6 +189,12 @@ for (const l of laptops) {
 say(`Who sent what: xo-${LAPTOPS}'s peers`)
 xo(['--data', laptops[LAPTOPS - 1]!.data, 'peers'])
 
-stopAll()
+// A clean shutdown: each agent closes its connections and store on SIGTERM.
+await Promise.all(laptops.map(async l => await new Promise<void>(resolve => {
+  if (l.proc === undefined || l.proc.exitCode !== null) return resolve()
+  const timer = setTimeout(() => { l.proc?.kill('SIGKILL'); resolve() }, 10_000)
+  l.proc.once('exit', () => { clearTimeout(timer); resolve() })
+  l.proc.kill('SIGTERM')
+})))
 say('Done')
 process.stdout.write(`Everything is under ${relative(repo, work)}/. The election of a school server and the dashboards come with the next layers.\n`)
