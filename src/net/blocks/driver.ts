@@ -827,6 +827,12 @@ export class BlocksDriver implements MeshComponent {
     }
   }
 
+  /** Progress of every build held here (fetching first, then by name). */
+  progressAll (): BuildProgress[] {
+    const all = [...this.held.values()].map(h => this.progress(h.text)!)
+    return all.sort((a, b) => Number(a.complete) - Number(b.complete) || (a.name ?? '').localeCompare(b.name ?? '') || a.cid.localeCompare(b.cid))
+  }
+
   /** Block counters and exchange state of a peer, for GET /api/v1/peers. */
   peerInfo (peerId: string): Record<string, unknown> | undefined {
     const c = this.counters.get(peerId)
