@@ -18,6 +18,10 @@ export interface MeshEvents {
   'self:addresses': { addrs: string[] }
   /** A build was noted complete in the data directory (by `xo-mesh add`, `import`, a driver). */
   'build:added': { cid: string, name: string }
+  /** A build was asked for (`xo-mesh fetch`, POST /fetch): the block exchange fetches what is missing. */
+  'build:fetch': { cid: string, priority: number }
+  /** The block exchange gave up on a build (its record or manifest is not what its CID names). */
+  'build:failed': { cid: string, reason: string }
 }
 
 export type Unsubscribe = () => void

@@ -76,7 +76,9 @@ describe('the agent\'s page in Chromium', function () {
     b = new AgentProcess(dir('b'), [...LOOPBACK, ...listen(1), '--peer', peer(0)])
     c = new AgentProcess(dir('c'), [...LOOPBACK, ...listen(2), '--peer', peer(0), peer(1)])
     agents.push(a, b, c)
-    ;[urlA, , urlC] = await Promise.all(agents.map(async x => await x.started(45_000)))
+    const urls = await Promise.all(agents.map(async x => await x.started(45_000)))
+    urlA = urls[0]!
+    urlC = urls[2]!
     await until('the three agents to connect', 15_000, () => (c.connectedPeers().size === 2 && a.connectedPeers().size === 2 ? true : undefined))
 
     const { chromium } = await import('playwright-core')

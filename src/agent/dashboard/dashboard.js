@@ -116,6 +116,8 @@
       const stateText = st === 'failed' ? 'failed' : st === 'complete' ? 'complete' : (b.phase && b.phase !== 'ready' ? b.phase : 'fetching')
       const parts = [bytes(b.have_bytes) + ' of ' + bytes(b.bytes)]
       if (!b.complete) parts.push(b.rate > 0 ? bytes(b.rate) + '/s' : 'waiting for peers')
+      const took = b.complete && b.started && b.completed ? (Date.parse(b.completed) - Date.parse(b.started)) / 1000 : NaN
+      if ((b.sources || []).length > 0 && took > 0) parts.push('fetched in ' + duration(Math.max(1, Math.round(took))) + ', at ' + clock(b.completed))
       if (typeof b.holders === 'number' && !b.complete) parts.push(b.holders + (b.holders === 1 ? ' peer has it' : ' peers have it'))
       const sources = (b.sources || []).filter(x => x.bytes > 0)
       const from = sources.length === 0
@@ -167,6 +169,11 @@
     $('peers').hidden = peers.length === 0
   }
 
+  function buildName (cid) {
+    const b = buildList().find(x => x.cid === cid)
+    return b && b.name ? b.name : 'build ' + String(cid).slice(0, 12) + '\u2026'
+  }
+
   /** One line for a bus event; unknown events show their name and scalar details. */
   function describe (e) {
     const d = e.detail || {}
@@ -176,6 +183,8 @@
       case 'peer:discovery': return 'found ' + shortId(d.peerId) + ' by ' + d.via
       case 'self:addresses': return 'listening on ' + (d.addrs || []).join(', ')
       case 'build:added': return 'build complete here: ' + (d.name || d.cid)
+      case 'build:fetch': return 'fetching ' + buildName(d.cid)
+      case 'build:failed': return 'gave up on ' + buildName(d.cid) + ': ' + d.reason
       default: return e.name + (typeof d === 'object' ? ' ' + facts(d) : '')
     }
   }

@@ -307,6 +307,7 @@ export class BlocksDriver implements MeshComponent {
         const h = this.held.get(cidKey(o.root))
         if (h !== undefined) h.failed = o.reason
         this.log.warn('cannot exchange a build', { cid: h?.text ?? String(CID.decode(o.root)), reason: o.reason })
+        this.c.events.emit('build:failed', { cid: h?.text ?? String(CID.decode(o.root)), reason: o.reason })
         return
       }
       case 'available': {
@@ -667,7 +668,10 @@ export class BlocksDriver implements MeshComponent {
     h.priority = priority
     if (wanted && !h.wanted) {
       h.wanted = true
-      if (h.completedAt === undefined) void this.writeFetching(h)
+      if (h.completedAt === undefined) {
+        void this.writeFetching(h)
+        this.c.events.emit('build:fetch', { cid: h.text, priority })
+      }
     }
     this.input({ type: 'hold', root: cid.bytes, priority })
   }
