@@ -13,7 +13,7 @@ import { createServer, request } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import type { BrowserContext, Page } from 'playwright-core'
-import { REPO_ROOT, lastLine, tempDir } from '../support/cli.ts'
+import { REPO_ROOT, lastLine, start, tempDir } from '../support/cli.ts'
 import { AgentProcess, until, xo } from './support.ts'
 import { api, freePort, makeTree, writeConfig } from '../net/support.ts'
 
@@ -21,8 +21,8 @@ const CHROMIUM = '/usr/bin/chromium'
 const ARTIFACTS = join(REPO_ROOT, 'test-artifacts')
 const LOOPBACK = ['--no-mdns', '--api', '127.0.0.1:0']
 /** A build that takes C several seconds to fetch from A and B at CAP bytes/s each. */
-const BUILD_BYTES = 24 << 20
-const CAP = 2_000_000
+const BUILD_BYTES = 12 << 20
+const CAP = 1_000_000
 const CREATED = '2026-11-01T00:00:00Z'
 /** A name a hostile peer could give a build: it must show as these characters. */
 const HOSTILE_NAME = '<img src=x onerror="window.__xss=1">&amp;<b>os</b>'
@@ -156,6 +156,13 @@ describe('the agent\'s page in Chromium', function () {
     const sources = await li.locator('.build-sources').textContent() ?? ''
     assert.ok(sources.includes(shortId(a.peerId)) || sources.includes(shortId(b.peerId)), sources)
     await page.waitForSelector('#events li[data-name="build:added"]', { timeout: 5_000 })
+    assert.ok((await page.textContent('#events li[data-name="build:fetch"]'))?.includes('fetching os-2026.11'))
+
+    // the CLI reads the same feed
+    const ev = await xo(['--data', dir('c'), 'events'])
+    assert.equal(ev.code, 0, ev.stderr)
+    assert.match(ev.stdout, new RegExp(`build:fetch +cid=${cid}`))
+    assert.match(ev.stdout, new RegExp(`build:added +cid=${cid} name=os-2026.11`))
   })
 
   it('shows a build name a peer supplied as text, never as markup', async () => {
@@ -163,7 +170,19 @@ describe('the agent\'s page in Chromium', function () {
     assert.equal(add.code, 0, add.stderr)
     const tiny = lastLine(add.stdout)
     await until('A to hold the hostile build', 10_000, async () => ((await api(urlA, `/builds/${tiny}`)).status === 200 ? true : undefined))
-    assert.equal((await api(urlC, '/fetch', { cid: tiny })).status, 202)
+    // followed by the CLI as it happens
+    const follow = start(['--data', dir('c'), '--json', 'events', '--follow'])
+    let followed = ''
+    follow.stdout!.on('data', (d: Buffer) => { followed += d.toString() })
+    const names = (): string[] => followed.split('\n').filter(l => l !== '').map(l => JSON.parse(l) as { name: string, detail: { cid?: string } }).filter(e => e.detail.cid === tiny).map(e => e.name)
+    try {
+      await until('events --follow to print its first lines', 15_000, () => (followed.includes('build:added') ? true : undefined))
+      assert.equal((await api(urlC, '/fetch', { cid: tiny })).status, 202)
+      await until('events --follow to print the fetch of the new build', 15_000, () => (names().includes('build:added') ? true : undefined))
+      assert.deepEqual(names(), ['build:fetch', 'build:added'])
+    } finally {
+      follow.kill('SIGINT')
+    }
     await page.waitForSelector(`#builds li[data-cid="${tiny}"][data-state="complete"]`, { timeout: 15_000 })
     assert.equal(await page.locator(`#builds li[data-cid="${tiny}"] .build-name`).textContent(), HOSTILE_NAME)
     assert.equal(await page.locator('#builds img, #builds b').count(), 0)
