@@ -57,6 +57,7 @@ describe('the agent\'s page in Chromium', function () {
       console.error(`    skipping the browser tests: ${CHROMIUM} is absent (apt-get install chromium; CI installs it)`)
       this.skip()
     }
+    const t0 = Date.now()
     t = await tempDir('xo-mesh-dashboard-')
     const ports = [await freePort(), await freePort(), await freePort()]
     const listen = (i: number): string[] => ['--listen', `/ip4/127.0.0.1/tcp/${ports[i]}`]
@@ -64,12 +65,15 @@ describe('the agent\'s page in Chromium', function () {
 
     // the same tree and date on A and B give the same build: C gets it from both
     await makeTree(dir('tree'), BUILD_BYTES, 'dashboard')
-    for (const n of ['a', 'b']) {
+    const cids = await Promise.all(['a', 'b'].map(async n => {
       await writeConfig(dir(n), `blocks:\n  upload_rate: ${CAP}\n`)
       const add = await xo(['--data', dir(n), 'add', dir('tree'), '--name', 'os-2026.11', '--kind', 'os', '--created', CREATED], { timeoutMs: 30_000 })
       assert.equal(add.code, 0, add.stderr)
-      cid = lastLine(add.stdout)
-    }
+      return lastLine(add.stdout)
+    }))
+    assert.equal(cids[0], cids[1])
+    cid = cids[0]!
+    if (process.env.XO_TEST_VERBOSE !== undefined) console.error('added', Date.now() - t0, 'ms')
     await mkdir(dir('tiny'), { recursive: true })
     await writeFile(join(dir('tiny'), 'readme.txt'), 'hello\n')
     a = new AgentProcess(dir('a'), [...LOOPBACK, ...listen(0)])
@@ -79,6 +83,7 @@ describe('the agent\'s page in Chromium', function () {
     const urls = await Promise.all(agents.map(async x => await x.started(45_000)))
     urlA = urls[0]!
     urlC = urls[2]!
+    if (process.env.XO_TEST_VERBOSE !== undefined) console.error('started', Date.now() - t0, 'ms')
     await until('the three agents to connect', 15_000, () => (c.connectedPeers().size === 2 && a.connectedPeers().size === 2 ? true : undefined))
 
     const { chromium } = await import('playwright-core')
@@ -90,6 +95,7 @@ describe('the agent\'s page in Chromium', function () {
     })
     page = context.pages()[0] ?? await context.newPage()
     await mkdir(ARTIFACTS, { recursive: true })
+    if (process.env.XO_TEST_VERBOSE !== undefined) console.error('browser', Date.now() - t0, 'ms')
   })
 
   afterEach(function () {
