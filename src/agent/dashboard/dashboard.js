@@ -62,14 +62,13 @@
     return String(a).replace(/\/p2p\/[^/]+$/, '')
   }
 
-  /** Scalar facts of an object, as "key value" text, bounded. */
-  function facts (obj, skip) {
+  /** Scalar facts of an object (lists by their length), as "key value" text, bounded. */
+  function facts (obj, max) {
     const out = []
     for (const [k, v] of Object.entries(obj || {})) {
-      if (skip && skip.includes(k)) continue
-      if (v === null || typeof v === 'object') continue
-      out.push(k.replace(/_/g, ' ') + ' ' + String(v).slice(0, 40))
-      if (out.length >= 6) break
+      if (v === null || (typeof v === 'object' && !Array.isArray(v))) continue
+      out.push(k.replace(/_/g, ' ') + ' ' + (Array.isArray(v) ? v.length : String(v).slice(0, 40)))
+      if (out.length >= (max || 6)) break
     }
     return out.join(', ')
   }
@@ -115,10 +114,10 @@
       const bar = el('div', { class: 'bar', role: 'progressbar', 'aria-valuemin': 0, 'aria-valuemax': 100, 'aria-valuenow': pct, 'aria-label': 'progress of ' + (b.name || b.cid) }, fill)
       const stateText = st === 'failed' ? 'failed' : st === 'complete' ? 'complete' : (b.phase && b.phase !== 'ready' ? b.phase : 'fetching')
       const parts = [bytes(b.have_bytes) + ' of ' + bytes(b.bytes)]
-      if (!b.complete) parts.push(b.rate > 0 ? bytes(b.rate) + '/s' : 'waiting for peers')
+      if (!b.complete && b.holders === 0) parts.push('waiting for a peer that has it')
+      else if (!b.complete) parts.push(bytes(b.rate || 0) + '/s', b.holders + (b.holders === 1 ? ' peer has it' : ' peers have it'))
       const took = b.complete && b.started && b.completed ? (Date.parse(b.completed) - Date.parse(b.started)) / 1000 : NaN
       if ((b.sources || []).length > 0 && took > 0) parts.push('fetched in ' + duration(Math.max(1, Math.round(took))) + ', at ' + clock(b.completed))
-      if (typeof b.holders === 'number' && !b.complete) parts.push(b.holders + (b.holders === 1 ? ' peer has it' : ' peers have it'))
       const sources = (b.sources || []).filter(x => x.bytes > 0)
       const from = sources.length === 0
         ? null
@@ -195,8 +194,20 @@
     $('events-empty').hidden = shown.length > 0
   }
 
+  /** What each component adds to the status (the block exchange, discovery, and those to come), as facts. */
+  function renderParts () {
+    const parts = (state.status && state.status.components) || {}
+    const items = []
+    for (const [name, part] of Object.entries(parts)) {
+      if (part === null || typeof part !== 'object') continue
+      items.push(el('div', {}, el('dt', { text: name }), el('dd', { text: facts(part, 12) || '\u2014' })))
+    }
+    $('parts').replaceChildren(...items)
+  }
+
   function render () {
     renderSelf()
+    renderParts()
     renderBuilds()
     renderPeers()
     renderEvents()
