@@ -17,7 +17,8 @@ import { REPO_ROOT, lastLine, start, tempDir } from '../support/cli.ts'
 import { AgentProcess, until, xo } from './support.ts'
 import { api, freePort, makeTree, writeConfig } from '../net/support.ts'
 
-const CHROMIUM = '/usr/bin/chromium'
+/** Debian's Chromium (CI installs it); XO_MESH_CHROMIUM names another build of it. */
+const CHROMIUM = process.env.XO_MESH_CHROMIUM ?? '/usr/bin/chromium'
 const ARTIFACTS = join(REPO_ROOT, 'test-artifacts')
 const LOOPBACK = ['--no-mdns', '--api', '127.0.0.1:0']
 /** A build that takes C several seconds to fetch from A and B at CAP bytes/s each. */
@@ -54,7 +55,7 @@ describe('the agent\'s page in Chromium', function () {
 
   before(async function () {
     if (!existsSync(CHROMIUM)) {
-      console.error(`    skipping the browser tests: ${CHROMIUM} is absent (apt-get install chromium; CI installs it)`)
+      console.error(`    skipping the browser tests: ${CHROMIUM} is absent (apt-get install chromium, or set XO_MESH_CHROMIUM)`)
       this.skip()
     }
     const t0 = Date.now()
