@@ -62,7 +62,12 @@ export class ApiServer implements ApiRoutes {
 
   /** The route of `method` on `pathname` (relative to /api/v1) with its parameters; the methods allowed there; undefined when no route has that path. */
   private match (method: string, pathname: string): { route?: Route, params: Record<string, string>, allow: string[] } | undefined {
-    const segments = pathname.split('/').filter(s => s !== '').map(decodeURIComponent)
+    let segments: string[]
+    try {
+      segments = pathname.split('/').filter(s => s !== '').map(decodeURIComponent)
+    } catch {
+      throw new ApiError(400, 'the path is not valid percent-encoding')
+    }
     const matching = this.routes.filter(r => r.segments.length === segments.length && r.segments.every((s, i) => s.startsWith(':') || s === segments[i]))
     if (matching.length === 0) return undefined
     const route = matching.find(r => r.method === method)

@@ -6,10 +6,10 @@
 // and the block store, and adds POST /fetch and GET /builds/:cid to the API.
 import type { ComponentFactory } from '../component.ts'
 import { addBlocksRoutes } from './api.ts'
-export type { BuildsReply } from './api.ts'
 import { BlocksDriver, type BlocksInit } from './driver.ts'
 
 export { BlocksDriver, type BlocksInit, type BuildProgress, type PeerCounters } from './driver.ts'
+export type { BuildsReply } from './api.ts'
 
 export function blocks (init: BlocksInit = {}): ComponentFactory<BlocksDriver> {
   return components => {
