@@ -307,6 +307,7 @@ export class BlocksDriver implements MeshComponent {
         const h = this.held.get(cidKey(o.root))
         if (h !== undefined) h.failed = o.reason
         this.log.warn('cannot exchange a build', { cid: h?.text ?? String(CID.decode(o.root)), reason: o.reason })
+        this.c.events.emit('build:failed', { cid: h?.text ?? String(CID.decode(o.root)), reason: o.reason })
         return
       }
       case 'available': {
@@ -667,7 +668,10 @@ export class BlocksDriver implements MeshComponent {
     h.priority = priority
     if (wanted && !h.wanted) {
       h.wanted = true
-      if (h.completedAt === undefined) void this.writeFetching(h)
+      if (h.completedAt === undefined) {
+        void this.writeFetching(h)
+        this.c.events.emit('build:fetch', { cid: h.text, priority })
+      }
     }
     this.input({ type: 'hold', root: cid.bytes, priority })
   }
@@ -825,6 +829,12 @@ export class BlocksDriver implements MeshComponent {
       completed: h.completedAt !== undefined ? new Date(h.completedAt).toISOString() : null,
       error: h.failed ?? null
     }
+  }
+
+  /** Progress of every build held here (fetching first, then by name). */
+  progressAll (): BuildProgress[] {
+    const all = [...this.held.values()].map(h => this.progress(h.text)!)
+    return all.sort((a, b) => Number(a.complete) - Number(b.complete) || (a.name ?? '').localeCompare(b.name ?? '') || a.cid.localeCompare(b.cid))
   }
 
   /** Block counters and exchange state of a peer, for GET /api/v1/peers. */
