@@ -53,7 +53,7 @@ describe('xo-mesh deploy (CLI)', function () {
     // a tampered stick: one byte of the snapshot changed
     const bytes = await readFile(stick2)
     const tampered = join(t.dir, 'tampered.car')
-    bytes[bytes.length - 10] ^= 0xff
+    bytes[bytes.length - 10] = bytes[bytes.length - 10]! ^ 0xff
     await writeFile(tampered, bytes)
     const bad = await run(['--data', lap, 'deploy', 'accept', tampered])
     assert.equal(bad.code, 3)
