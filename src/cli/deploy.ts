@@ -178,9 +178,15 @@ export function addDeployCommands (program: Command): void {
     .option('--current <cid...>', 'builds this laptop runs')
     .action(async (file: string, opts: { rootKey?: string, school?: string, group?: string, model?: string, serial?: string, current?: string[] }) => {
       const dataDir = resolve(globals().data ?? defaultDataDir())
-      const provisioned = opts.rootKey !== undefined ? parsePublicKeyHex(opts.rootKey) : undefined
+      // the key given, else the one the agent's config provisions
+      let keyText = opts.rootKey
+      if (keyText === undefined) {
+        const { loadConfig } = await import('../agent/config.ts')
+        keyText = (await loadConfig(dataDir).catch(() => undefined))?.advisory.root_key ?? undefined
+      }
+      const provisioned = keyText !== undefined ? parsePublicKeyHex(keyText) : undefined
       const state = await loadState(dataDir, provisioned)
-      if (state === undefined) throw new TrustError('ERR_NOT_PROVISIONED', `${dataDir} trusts no root yet: give --root-key (the deployment's root.pub)`)
+      if (state === undefined) throw new TrustError('ERR_NOT_PROVISIONED', `${dataDir} trusts no root yet: give --root-key or set advisory.root_key in config.yaml (the deployment's root.pub)`)
       const bundle = await readTrustBundle(resolve(file))
       if ('ok' in bundle) {
         process.stderr.write(`xo-mesh: refused ${file}: ${bundle.code}: ${bundle.reason}\n`)

@@ -18,6 +18,8 @@ export interface MeshEvents {
   'self:addresses': { addrs: string[] }
   /** A build was noted complete in the data directory (by `xo-mesh add`, `import`, a driver). */
   'build:added': { cid: string, name: string }
+  /** A build should be held here (an advisory targets this laptop): the block exchange fetches it. maxBytes: its signed size. */
+  'build:want': { cid: string, priority: number, maxBytes: number }
 }
 
 export type Unsubscribe = () => void

@@ -193,6 +193,8 @@ export class BlocksDriver implements MeshComponent {
     this.unsubscribe.push(events.on('peer:connect', ({ peerId }) => { void this.openSession(peerId) }))
     this.unsubscribe.push(events.on('peer:disconnect', ({ peerId }) => { this.sessions.get(peerId)?.end('disconnected') }))
     this.unsubscribe.push(events.on('build:added', ({ cid }) => { this.noteIndexed(cid) }))
+    // an advisory for this laptop (src/net/advisory): fetch the build like `xo-mesh fetch` would
+    this.unsubscribe.push(events.on('build:want', ({ cid, priority }) => { this.hold(cid, priority, true) }))
     // builds already complete here are announced; fetches a restart interrupted resume
     for (const b of await this.c.repo.builds()) this.noteIndexed(b.cid)
     for (const { cid, priority } of await this.readFetching()) {
