@@ -8,6 +8,8 @@ import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { lastLine, tempDir } from '../support/cli.ts'
 import { AgentProcess, apiGet, until, xo } from '../agent/support.ts'
+import { advise, openDeployment } from '../../src/trust/index.ts'
+import { parseCid } from '../../src/content/cid.ts'
 
 async function freePort (): Promise<number> {
   const server = createServer()
@@ -30,7 +32,7 @@ describe('advisory driver: agents on loopback', function () {
     await t?.cleanup()
   })
 
-  it('a stick given to one agent reaches all three; the targeted one fetches the build', async () => {
+  it('a stick given to one agent reaches all three; the targeted one fetches the build, never past its signed size', async () => {
     t = await tempDir('xo-mesh-advisory-')
     const dir = (n: string): string => join(t.dir, n)
     const tree = dir('tree')
@@ -76,5 +78,20 @@ describe('advisory driver: agents on loopback', function () {
     assert.ok(!(await status(2)).builds.some(x => x.cid === cid), 'C fetched a build not meant for it')
     assert.ok(agents[2]!.find(l => l.msg === 'advisory snapshot adopted').length === 1)
     process.stdout.write(`      snapshot on all three agents ${spread} ms after the stick was accepted on A (A polls its trust state every 5 s)\n`)
+
+    // endless data: an advisory whose signed size is smaller than the build is never fetched past it
+    await writeFile(join(tree, 'big.bin'), Buffer.alloc(300_000, 7))
+    const big = lastLine(await ok(['--data', dir('a'), 'add', tree, '--name', 'paint-8', '--kind', 'activity']))
+    const d = await openDeployment(dir('dep'))
+    await advise(d, { build: parseCid(big), name: 'paint-8', kind: 'activity', size: 1000, priority: 'high', targets: { models: ['XO-4'] } }, { now: Date.now() })
+    await ok(['deploy', 'bundle', '--out', dir('dep'), '-o', dir('stick2.car')])
+    await ok(['--data', dir('a'), 'deploy', 'accept', dir('stick2.car')])
+    const failed = await until('B to refuse the oversized build', 30_000, async () => {
+      const r = await apiGet(urls[1]!, `/builds/${big}`)
+      const body = r.body as { error: string | null, have_bytes: number }
+      return r.status === 200 && body.error !== null ? body : undefined
+    }, 200)
+    assert.match(failed.error!, /more than the 1000 its advisory signs \(endless data\)/)
+    assert.equal(failed.have_bytes, 0, 'no leaf of it was fetched')
   })
 })
