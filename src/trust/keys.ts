@@ -75,6 +75,21 @@ export function signBytes (key: SigningKey, context: string, bytes: Uint8Array):
   return new Uint8Array(sign(null, message(context, bytes), key.privateKey))
 }
 
+/** Public keys as KeyObjects, by hex: a root names few keys, and importing one costs more than a verify. */
+const keyObjects = new Map<string, KeyObject>()
+const MAX_CACHED_KEYS = 256
+
+function publicKeyObject (publicKey: Uint8Array): KeyObject {
+  const hex = Buffer.from(publicKey).toString('hex')
+  let k = keyObjects.get(hex)
+  if (k === undefined) {
+    k = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(publicKey).toString('base64url') }, format: 'jwk' })
+    if (keyObjects.size >= MAX_CACHED_KEYS) keyObjects.delete(keyObjects.keys().next().value!)
+    keyObjects.set(hex, k)
+  }
+  return k
+}
+
 /**
  * True when sig is publicKey's signature of context ‖ "\n" ‖ bytes. Never
  * throws: a malformed key or signature is simply not a valid signature.
@@ -82,8 +97,7 @@ export function signBytes (key: SigningKey, context: string, bytes: Uint8Array):
 export function verifyBytes (publicKey: Uint8Array, context: string, bytes: Uint8Array, sig: Uint8Array): boolean {
   if (publicKey.length !== PUBLIC_KEY_BYTES || sig.length !== SIGNATURE_BYTES) return false
   try {
-    const key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(publicKey).toString('base64url') }, format: 'jwk' })
-    return verify(null, message(context, bytes), key, sig)
+    return verify(null, message(context, bytes), publicKeyObject(publicKey), sig)
   } catch {
     return false
   }
