@@ -113,6 +113,21 @@ describe('advisory core: rooms', function () {
     for (const a of room.agents) assert.equal(a.trust.root.doc.version, 4)
   })
 
+  it('a laptop 20 root versions behind catches up from a peer, 16 versions a pull', () => {
+    const d = new TestDeployment()
+    const key = d.rootKeys[0]!.publicKey
+    for (let i = 0; i < 18; i++) d.rotate('root')
+    d.rotate('advisory')
+    assert.equal(d.root.doc.version, 20)
+    const room = new Room({ n: 2, seed: 5, rootKey: key })
+    room.connectAll()
+    room.offer(0, d.snapshot(1).bytes, d.chain())
+    room.run(HOUR, () => room.versions().every(v => v === 1))
+    assert.deepEqual(room.versions(), [1, 1])
+    assert.equal(room.agents[1]!.trust.root.doc.version, 20)
+    assert.equal(room.agents[1]!.refusals.length, 1, 'one pull refused (16 roots were not enough), the next one adopted')
+  })
+
   it('messages per agent per hour once converged stay near constant as the room grows', () => {
     const d = new TestDeployment()
     const figures: Array<{ n: number, sent: number, received: number }> = []

@@ -18,7 +18,8 @@ import type { AdvisoryMessage, StateMessage } from './messages.ts'
 /** What verify says of a snapshot (and the roots that came with it). */
 export type VerifyResult =
   | { ok: true, version: number, hash: Uint8Array, rootVersion: number, roots: Uint8Array[] }
-  | { ok: false, code: string, reason: string }
+  /** Refused; rootVersion and roots set when roots given with it were trusted nonetheless (a laptop far behind progresses 16 versions a pull). */
+  | { ok: false, code: string, reason: string, rootVersion?: number, roots?: Uint8Array[] }
 
 /**
  * Checks a snapshot received from a peer (or offered locally) against the
@@ -200,13 +201,19 @@ export class Advisory implements Core<AdvisoryInput, AdvisoryOutput> {
     }
   }
 
-  /** Verifies and maybe adopts; false when verify refused it. */
+  /** Verifies and maybe adopts; false when verify refused it and nothing came of it. */
   private consider (peer: string | undefined, snapshot: Uint8Array, roots: Uint8Array[], now: number, out: AdvisoryOutput[]): boolean {
     const r = this.init.verify(snapshot, roots)
     const from = peer !== undefined ? { peer } : {}
     if (!r.ok) {
       this.stats.refused++
       out.push({ type: 'refuse', ...from, code: r.code, reason: r.reason })
+      if (r.rootVersion !== undefined && r.roots !== undefined && r.rootVersion > this.rootVersion) {
+        // roots moved on: the snapshot may verify once the rest of them arrive, so it is not written off
+        this.rootVersion = r.rootVersion
+        if (this.held !== undefined) this.held = { ...this.held, roots: r.roots }
+        return true
+      }
       return false
     }
     const mine = this.held
