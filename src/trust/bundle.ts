@@ -54,7 +54,8 @@ export async function readTrustBundle (path: string): Promise<TrustBundle | Reje
   const rootVersions: Uint8Array[] = []
   try {
     for await (const { cid, bytes } of reader.blocks()) {
-      if (cid.code !== DAG_CBOR || !matches(cid, bytes)) return reject('tampered', `block ${cid} does not match its hash`)
+      if (!matches(cid, bytes)) return reject('tampered', `block ${cid} does not match its hash`)
+      if (cid.code !== DAG_CBOR) continue // a build's blocks on the same stick: not ours to read
       if (cid.equals(roots[0])) snapshot = bytes
       else if (claimedRootVersion(bytes) !== undefined && rootVersions.length < MAX_BUNDLE_ROOTS) rootVersions.push(bytes)
     }
