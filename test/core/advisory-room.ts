@@ -54,7 +54,7 @@ export class Room {
       const verify = (snapshot: Uint8Array, roots: Uint8Array[]): VerifyResult => {
         const r = acceptSnapshot(agent.trust, snapshot, roots, T0 + this.now)
         agent.trust = r.state
-        if (!r.ok) return { ok: false, code: r.code, reason: r.reason, ...(r.roots.adopted.length > 0 ? { rootVersion: r.state.root.doc.version, roots: r.state.chain } : {}) }
+        if (!r.ok) return { ok: false, code: r.code, reason: r.reason, retry: r.code === 'root-expired', ...(r.roots.adopted.length > 0 ? { rootVersion: r.state.root.doc.version, roots: r.state.chain } : {}) }
         return { ok: true, version: r.snapshot.doc.version, hash: r.snapshot.cid.bytes, rootVersion: r.state.root.doc.version, roots: r.state.chain }
       }
       agent.core = new Advisory({ verify, random: rng(opts.seed * 1000 + i + 1), ...opts.core })

@@ -4,7 +4,7 @@
 // near constant as the room grows.
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
-import { Trickle } from '../../src/core/advisory/index.ts'
+import { Advisory, Trickle, type AdvisoryOutput, type VerifyResult } from '../../src/core/advisory/index.ts'
 import { generateKey } from '../../src/trust/index.ts'
 import { Room } from './advisory-room.ts'
 import { TestDeployment, advisory } from '../trust/support.ts'
@@ -30,6 +30,34 @@ describe('advisory core: Trickle', () => {
     t.consistent()
     assert.equal(t.tick(800), false)
     assert.equal(t.tick(1800), true, 'the next interval counts afresh')
+  })
+})
+
+describe('advisory core: pulls', () => {
+  const hash = new Uint8Array(36).fill(7)
+  const advert = { type: 'state' as const, version: 3, hash, rootVersion: 1 }
+  const pulled = (outs: AdvisoryOutput[]): boolean => outs.some(o => o.type === 'send' && o.message.type === 'request')
+
+  function pullTwice (result: VerifyResult): [boolean, boolean] {
+    const core = new Advisory({ verify: () => result, random: () => 0.5 })
+    core.handle({ type: 'connected', peer: 'q' }, 0)
+    const first = pulled(core.handle({ type: 'message', peer: 'q', message: advert }, 10))
+    core.handle({ type: 'message', peer: 'q', message: { type: 'snapshot', snapshot: new Uint8Array([1]), roots: [] } }, 20)
+    return [first, pulled(core.handle({ type: 'message', peer: 'q', message: advert }, 30))]
+  }
+
+  it('writes off a refused snapshot, unless the fault is this laptop\'s (retry)', () => {
+    assert.deepEqual(pullTwice({ ok: false, code: 'bad-signature', reason: 'x' }), [true, false])
+    assert.deepEqual(pullTwice({ ok: false, code: 'root-expired', reason: 'x', retry: true }), [true, true])
+  })
+
+  it('ignores a snapshot it did not ask for', () => {
+    let verified = 0
+    const core = new Advisory({ verify: () => { verified++; return { ok: false, code: 'x', reason: 'x' } }, random: () => 0.5 })
+    core.handle({ type: 'connected', peer: 'q' }, 0)
+    const outs = core.handle({ type: 'message', peer: 'q', message: { type: 'snapshot', snapshot: new Uint8Array([1]), roots: [] } }, 5)
+    assert.equal(verified, 0)
+    assert.ok(outs.some(o => o.type === 'refuse' && o.code === 'unsolicited'))
   })
 })
 

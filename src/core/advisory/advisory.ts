@@ -19,7 +19,8 @@ import type { AdvisoryMessage, StateMessage } from './messages.ts'
 export type VerifyResult =
   | { ok: true, version: number, hash: Uint8Array, rootVersion: number, roots: Uint8Array[] }
   /** Refused; rootVersion and roots set when roots given with it were trusted nonetheless (a laptop far behind progresses 16 versions a pull). */
-  | { ok: false, code: string, reason: string, rootVersion?: number, roots?: Uint8Array[] }
+  /** retry: the fault is this laptop's (its root expired), not the snapshot's: do not write the snapshot off. */
+  | { ok: false, code: string, reason: string, rootVersion?: number, roots?: Uint8Array[], retry?: boolean }
 
 /**
  * Checks a snapshot received from a peer (or offered locally) against the
@@ -214,7 +215,7 @@ export class Advisory implements Core<AdvisoryInput, AdvisoryOutput> {
         if (this.held !== undefined) this.held = { ...this.held, roots: r.roots }
         return true
       }
-      return false
+      return r.retry === true
     }
     const mine = this.held
     const higher = mine === undefined || r.version > mine.version || (r.version === mine.version && sameBytes(r.hash, mine.hash) && r.rootVersion > mine.rootVersion)

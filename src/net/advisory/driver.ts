@@ -127,7 +127,7 @@ export class AdvisoryDriver implements MeshComponent {
     for (const a of r.roots.adopted) this.log.info('root trusted', { version: a.doc.version })
     for (const j of r.roots.rejections) this.log.warn('root refused', { code: j.code, reason: j.reason })
     if (r.roots.dropped !== undefined) this.log.warn(r.roots.dropped)
-    if (!r.ok) return { ok: false, code: r.code, reason: r.reason, ...(r.roots.adopted.length > 0 ? { rootVersion: r.state.root.doc.version, roots: r.state.chain } : {}) }
+    if (!r.ok) return { ok: false, code: r.code, reason: r.reason, retry: r.code === 'root-expired', ...(r.roots.adopted.length > 0 ? { rootVersion: r.state.root.doc.version, roots: r.state.chain } : {}) }
     return { ok: true, version: r.snapshot.doc.version, hash: r.snapshot.cid.bytes, rootVersion: r.state.root.doc.version, roots: r.state.chain }
   }
 
