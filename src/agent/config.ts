@@ -39,6 +39,16 @@ export interface AgentConfig {
     /** Upload cap in bytes per second, all peers together; 0: none. */
     upload_rate: number
   }
+  /** The deployment channel (docs/deployment.md): the root key this laptop trusts and what it is, for targets. */
+  advisory: {
+    /** The deployment's root public key, 64 hex digits (root.pub of `xo-mesh deploy keygen`); null: advisories off. */
+    root_key: string | null
+    school: string | null
+    group: string | null
+    /** Hardware model as advisories name it: "XO-1.5", "XO-1.75", "XO-4", … */
+    model: string | null
+    serial: string | null
+  }
 }
 
 export function defaultConfig (): AgentConfig {
@@ -50,7 +60,8 @@ export function defaultConfig (): AgentConfig {
     dial: { backoff_min_s: D.DEFAULT_BACKOFF_MIN_S, backoff_max_s: D.DEFAULT_BACKOFF_MAX_S, timeout_s: D.DEFAULT_DIAL_TIMEOUT_S },
     connections: { max: D.DEFAULT_MAX_CONNECTIONS },
     log: { level: D.DEFAULT_LOG_LEVEL, file: null, max_bytes: D.DEFAULT_LOG_MAX_BYTES },
-    blocks: { upload_slots: D.DEFAULT_UPLOAD_SLOTS, upload_rate: D.DEFAULT_UPLOAD_RATE }
+    blocks: { upload_slots: D.DEFAULT_UPLOAD_SLOTS, upload_rate: D.DEFAULT_UPLOAD_RATE },
+    advisory: { root_key: null, school: null, group: null, model: null, serial: null }
   }
 }
 
@@ -90,9 +101,16 @@ export const CONFIG_TEMPLATE = `# xo-mesh agent configuration (docs/agent.md). E
 # blocks:
 #   upload_slots: ${D.DEFAULT_UPLOAD_SLOTS}              # peers served at once; the others wait their turn
 #   upload_rate: ${D.DEFAULT_UPLOAD_RATE}               # bytes per second to all peers together; 0: no cap
+
+# advisory:                      # the deployment channel (docs/deployment.md)
+#   root_key: null               # the deployment's root public key (64 hex digits, its root.pub); null: advisories off
+#   school: null                 # what this laptop is, matched against advisories' targets
+#   group: null
+#   model: null                  # XO-1.5, XO-1.75, XO-4, …
+#   serial: null
 `
 
-type Shape = { [k: string]: 'string' | 'strings' | 'multiaddrs' | 'boolean' | 'number' | 'integer' | 'rate' | 'level' | 'nullable-string' | 'hostport' | Shape }
+type Shape = { [k: string]: 'string' | 'strings' | 'multiaddrs' | 'boolean' | 'number' | 'integer' | 'rate' | 'level' | 'nullable-string' | 'text-or-null' | 'hostport' | Shape }
 
 const SHAPE: Shape = {
   listen: 'multiaddrs',
@@ -102,7 +120,8 @@ const SHAPE: Shape = {
   dial: { backoff_min_s: 'number', backoff_max_s: 'number', timeout_s: 'number' },
   connections: { max: 'integer' },
   log: { level: 'level', file: 'nullable-string', max_bytes: 'integer' },
-  blocks: { upload_slots: 'integer', upload_rate: 'rate' }
+  blocks: { upload_slots: 'integer', upload_rate: 'rate' },
+  advisory: { root_key: 'text-or-null', school: 'text-or-null', group: 'text-or-null', model: 'text-or-null', serial: 'text-or-null' }
 }
 
 /** Splits "host:port" / "[v6]:port"; throws ConfigError. */
@@ -132,6 +151,7 @@ function check (kind: Shape[string], value: unknown, key: string, src: string): 
     case 'rate': if (typeof value !== 'number' || !(value >= 0) || !Number.isFinite(value)) bad('a number of bytes per second (0: none)'); break
     case 'string': if (typeof value !== 'string') bad('a string'); break
     case 'nullable-string': if (value !== null && (typeof value !== 'string' || value === '')) bad('a file name or null'); break
+    case 'text-or-null': if (value !== null && (typeof value !== 'string' || value === '')) bad('a string or null'); break
     case 'level': if (!LOG_LEVELS.includes(value as LogLevel)) bad(LOG_LEVELS.join(', ')); break
     case 'hostport': if (typeof value !== 'string') bad('"HOST:PORT"'); parseHostPort(value as string, `${src}: ${key}`); break
     case 'strings': if (!Array.isArray(value) || !value.every(s => typeof s === 'string')) bad('a list of strings'); break
@@ -185,6 +205,7 @@ export async function parseConfig (text: string, src = 'config.yaml'): Promise<A
   check(SHAPE, doc, '', src)
   const config = merge(defaultConfig(), doc)
   if (config.dial.backoff_max_s < config.dial.backoff_min_s) throw new ConfigError(`${src}: dial.backoff_max_s is smaller than dial.backoff_min_s`)
+  if (config.advisory.root_key !== null && !/^[0-9a-fA-F]{64}$/.test(config.advisory.root_key)) throw new ConfigError(`${src}: advisory.root_key must be 64 hex digits (the deployment's root.pub), got ${JSON.stringify(config.advisory.root_key)}`)
   return config
 }
 

@@ -22,6 +22,8 @@ export interface MeshEvents {
   'build:fetch': { cid: string, priority: number }
   /** The block exchange gave up on a build (its record or manifest is not what its CID names). */
   'build:failed': { cid: string, reason: string }
+  /** A build should be held here (an advisory targets this laptop): the block exchange fetches it. maxBytes: its signed size. */
+  'build:want': { cid: string, priority: number, maxBytes: number }
 }
 
 export type Unsubscribe = () => void
