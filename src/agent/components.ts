@@ -22,6 +22,6 @@ export function defaultComponents (config: AgentConfig): ComponentFactory[] {
       ttl: config.mdns.ttl_s
     }))
   }
-  list.push(blocks({ uploadSlots: config.blocks.upload_slots, uploadRate: config.blocks.upload_rate }))
+  list.push(blocks({ uploadSlots: config.blocks.upload_slots, uploadRate: config.blocks.upload_rate, receiveWindow: config.blocks.receive_window }))
   return list
 }

@@ -291,9 +291,19 @@ export function decodeFrame (body: Uint8Array): Message {
  */
 export class FrameReader {
   private chunks: Uint8Array[] = []
+  /** Makes the array a frame spanning several chunks is copied into (every byte is then written). */
+  private readonly alloc: (n: number) => Uint8Array
   private buffered = 0
   /** Body length of the frame being read, once its prefix is complete. */
   private need = -1
+
+  /**
+   * `alloc` may return uninitialised memory (Buffer.allocUnsafe): a frame is
+   * copied in whole before it is returned. The default zero-fills.
+   */
+  constructor (alloc: (n: number) => Uint8Array = n => new Uint8Array(n)) {
+    this.alloc = alloc
+  }
 
   /** Bytes held, waiting for the rest of a frame. */
   get pending (): number { return this.buffered }
@@ -350,7 +360,7 @@ export class FrameReader {
       this.buffered -= n
       return out
     }
-    const out = new Uint8Array(n)
+    const out = this.alloc(n)
     let pos = 0
     while (pos < n) {
       const c = this.chunks[0]!
