@@ -54,7 +54,7 @@ export interface SessionInit {
 }
 
 /** Default receive window: ample for a classroom link (3 MB/s × 20 ms is 60 KB) and for loopback. */
-export const DEFAULT_RECEIVE_WINDOW = 1024 * 1024
+export const DEFAULT_RECEIVE_WINDOW = 2 * 1024 * 1024
 
 /**
  * Caps how far the muxer lets the peer write ahead of what we read. Yamux
