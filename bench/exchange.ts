@@ -18,7 +18,8 @@
  *
  * Agents run as the systemd unit runs them (docs/xo-mesh.service): the bundle
  * of src/cli/agentd.ts that `npm run build` makes (rebuilt here into
- * .bench/agentd.mjs) with NODE_OPTIONS=--max-semi-space-size=1; --tsx runs
+ * .bench/agentd.mjs) with the unit's environment (NODE_OPTIONS=--max-semi-space-size=1,
+ * MALLOC_ARENA_MAX=2, MALLOC_MMAP_THRESHOLD_=131072); --tsx runs
  * bin/xo-mesh.js through tsx instead, --agentd src/cli/agentd.ts under node's
  * type stripping. CPU seconds come
  * from /proc/<pid>/stat, RSS from /proc/<pid>/status (sampled every 100 ms).
@@ -49,8 +50,10 @@ const BIN = join(REPO_ROOT, 'bin', 'xo-mesh.js')
 const BUNDLE = join(BENCH_DIR, 'agentd.mjs')
 /** How agents are started: the entry script and extra environment (set by run_ from the options). */
 let agentEntry: string[] = [BUNDLE]
-let agentEnv: Record<string, string> = { NODE_OPTIONS: '--max-semi-space-size=1' }
-let agentHow = 'dist bundle (npm run build), --max-semi-space-size=1'
+/** As docs/xo-mesh.service sets them (docs/agent.md, "Memory"). */
+const AGENT_ENV = { NODE_OPTIONS: '--max-semi-space-size=1', MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '131072' }
+let agentEnv: Record<string, string> = AGENT_ENV
+let agentHow = 'dist bundle (npm run build), as the unit runs it'
 const PEER = join(REPO_ROOT, 'bench', 'exchange-peer.ts')
 const HELIA_DIR = join(BENCH_DIR, 'helia')
 const CLK_TCK = 100
@@ -420,7 +423,7 @@ export async function run_ (ctx: BenchContext): Promise<BenchOutput> {
     agentHow = 'agentd.ts, node type stripping'
   } else if (ctx.options.has('tsx')) {
     agentEntry = [BIN]
-    agentHow = 'bin/xo-mesh.js, tsx, --max-semi-space-size=1'
+    agentHow = 'bin/xo-mesh.js, tsx, the same environment'
   } else {
     await buildAgentd(BUNDLE)
   }
