@@ -17,7 +17,7 @@ function forbid (layers, packages = []) {
 }
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'coverage/**', 'src/proto/**', '.bench/**', 'test-artifacts/**', 'scratch/**', '.demo/**'] },
+  { ignores: ['node_modules/**', 'dist/**', 'coverage/**', 'src/proto/**', '.bench/**', 'test-artifacts/**', 'scratch/**', '.demo/**'] },
   ...tseslint.configs.recommended,
   {
     rules: {

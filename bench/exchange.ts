@@ -16,9 +16,12 @@
  *   and the resident memory of agents idle and busy (targets < 80 MB idle,
  *   < 150 MB serving or fetching).
  *
- * Agents run as the systemd unit runs them (docs/xo-mesh.service): bin/xo-mesh.js
- * through tsx with NODE_OPTIONS=--max-semi-space-size=1 (--agentd runs
- * src/cli/agentd.ts under node's type stripping instead). CPU seconds come
+ * Agents run as the systemd unit runs them (docs/xo-mesh.service): the bundle
+ * of src/cli/agentd.ts that `npm run build` makes (rebuilt here into
+ * .bench/agentd.mjs) with the unit's environment (NODE_OPTIONS=--max-semi-space-size=1,
+ * MALLOC_ARENA_MAX=2, MALLOC_MMAP_THRESHOLD_=131072); --tsx runs
+ * bin/xo-mesh.js through tsx instead, --agentd src/cli/agentd.ts under node's
+ * type stripping. CPU seconds come
  * from /proc/<pid>/stat, RSS from /proc/<pid>/status (sampled every 100 ms).
  * The stores are on the disk of .bench/work; --tmpfs=DIR puts the fetchers'
  * data directories (and a copy of the seed's) under DIR (e.g. /dev/shm) to
@@ -26,7 +29,8 @@
  *
  * Options: --size=MiB (256), --swarm-size=MiB (128), --fetchers=N (4),
  * --idle-s=S (15: how long agents sit idle before their RSS is read),
- * --only=a,b,c,d (default all), --skip-helia, --agentd, --tmpfs=DIR.
+ * --only=a,b,c,d (default all), --skip-helia, --tsx, --agentd, --tmpfs=DIR,
+ * --cpu-prof=DIR (each agent writes a V8 CPU profile there when it stops).
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createHash, createCipheriv } from 'node:crypto'
@@ -35,15 +39,21 @@ import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises'
 import { request } from 'node:http'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
+import { buildAgentd } from '../scripts/build-agentd.js'
 import { BENCH_DIR, CACHE_DIR, REPO_ROOT, WORK_DIR, exists, formatBytes, formatTable, log, run, type BenchContext, type BenchOutput } from './util.js'
 
 export const description = 'block exchange between agent processes: MB/s vs a bare libp2p stream and Helia bitswap, swarm overhead, RSS'
 
 const AGENTD = join(REPO_ROOT, 'src', 'cli', 'agentd.ts')
 const BIN = join(REPO_ROOT, 'bin', 'xo-mesh.js')
+/** The agent bundle (scripts/build-agentd.ts), rebuilt by every run from the sources. */
+const BUNDLE = join(BENCH_DIR, 'agentd.mjs')
 /** How agents are started: the entry script and extra environment (set by run_ from the options). */
-let agentEntry: string[] = [BIN]
-let agentEnv: Record<string, string> = { NODE_OPTIONS: '--max-semi-space-size=1' }
+let agentEntry: string[] = [BUNDLE]
+/** As docs/xo-mesh.service sets them (docs/agent.md, "Memory"). */
+const AGENT_ENV = { NODE_OPTIONS: '--max-semi-space-size=1', MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '131072' }
+let agentEnv: Record<string, string> = AGENT_ENV
+let agentHow = 'dist bundle (npm run build), as the unit runs it'
 const PEER = join(REPO_ROOT, 'bench', 'exchange-peer.ts')
 const HELIA_DIR = join(BENCH_DIR, 'helia')
 const CLK_TCK = 100
@@ -410,7 +420,15 @@ export async function run_ (ctx: BenchContext): Promise<BenchOutput> {
   if (ctx.options.has('agentd')) {
     agentEntry = [AGENTD]
     agentEnv = {}
+    agentHow = 'agentd.ts, node type stripping'
+  } else if (ctx.options.has('tsx')) {
+    agentEntry = [BIN]
+    agentHow = 'bin/xo-mesh.js, tsx, the same environment'
+  } else {
+    await buildAgentd(BUNDLE)
   }
+  const prof = ctx.options.get('cpu-prof')
+  if (prof !== undefined) agentEnv = { ...agentEnv, NODE_OPTIONS: `${agentEnv.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-dir=${prof}`.trim() }
   const tmpfs = ctx.options.get('tmpfs')
   const work = tmpfs !== undefined ? join(tmpfs, 'xo-mesh-bench-exchange') : join(WORK_DIR, 'exchange')
   await rm(work, { recursive: true, force: true })
@@ -550,7 +568,7 @@ export async function run_ (ctx: BenchContext): Promise<BenchOutput> {
         mrows.push(['swarm seed, serving (d), max', mib(sw.seedRss)])
         mrows.push(['swarm fetchers, max', mib(Math.max(...sw.fetchersDetail.map(x => x.rssBusy)))])
       }
-      tables.push(formatTable([`agent (${agentEntry[0] === AGENTD ? 'agentd.ts, node type stripping' : 'bin/xo-mesh.js, tsx, --max-semi-space-size=1'})`, 'RSS MiB'], mrows, 'lr') + '\ntargets: < 80 MB idle, < 150 MB serving or fetching')
+      tables.push(formatTable([`agent (${agentHow})`, 'RSS MiB'], mrows, 'lr') + '\ntargets: < 80 MB idle, < 150 MB serving or fetching')
     }
     return { tables, results }
   } finally {

@@ -34,8 +34,12 @@ export interface AgentInit {
   components?: ComponentFactory[]
 }
 
+/** Set by the bundler (scripts/build-agentd.ts): the bundle does not sit two levels below package.json. */
+declare const XO_MESH_BUNDLED_VERSION: string | undefined
+
 /** The package version, for identify and /status. */
 export const VERSION: string = (() => {
+  if (typeof XO_MESH_BUNDLED_VERSION === 'string') return XO_MESH_BUNDLED_VERSION
   try {
     return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version
   } catch {

@@ -23,7 +23,7 @@ export function defaultComponents (config: AgentConfig): ComponentFactory[] {
       ttl: config.mdns.ttl_s
     }))
   }
-  list.push(blocks({ uploadSlots: config.blocks.upload_slots, uploadRate: config.blocks.upload_rate }))
+  list.push(blocks({ uploadSlots: config.blocks.upload_slots, uploadRate: config.blocks.upload_rate, receiveWindow: config.blocks.receive_window }))
   // after blocks: the builds it advises are handed to the exchange as it starts
   const a = config.advisory
   const device = Object.fromEntries(Object.entries({ school: a.school, group: a.group, model: a.model, serial: a.serial }).filter(([, v]) => v !== null)) as { school?: string, group?: string, model?: string, serial?: string }

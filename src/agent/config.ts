@@ -38,6 +38,8 @@ export interface AgentConfig {
     upload_slots: number
     /** Upload cap in bytes per second, all peers together; 0: none. */
     upload_rate: number
+    /** Bytes a peer may send ahead of what we have stored (the muxer's receive window per stream). */
+    receive_window: number
   }
   /** The deployment channel (docs/deployment.md): the root key this laptop trusts and what it is, for targets. */
   advisory: {
@@ -60,7 +62,7 @@ export function defaultConfig (): AgentConfig {
     dial: { backoff_min_s: D.DEFAULT_BACKOFF_MIN_S, backoff_max_s: D.DEFAULT_BACKOFF_MAX_S, timeout_s: D.DEFAULT_DIAL_TIMEOUT_S },
     connections: { max: D.DEFAULT_MAX_CONNECTIONS },
     log: { level: D.DEFAULT_LOG_LEVEL, file: null, max_bytes: D.DEFAULT_LOG_MAX_BYTES },
-    blocks: { upload_slots: D.DEFAULT_UPLOAD_SLOTS, upload_rate: D.DEFAULT_UPLOAD_RATE },
+    blocks: { upload_slots: D.DEFAULT_UPLOAD_SLOTS, upload_rate: D.DEFAULT_UPLOAD_RATE, receive_window: D.DEFAULT_RECEIVE_WINDOW },
     advisory: { root_key: null, school: null, group: null, model: null, serial: null }
   }
 }
@@ -101,6 +103,8 @@ export const CONFIG_TEMPLATE = `# xo-mesh agent configuration (docs/agent.md). E
 # blocks:
 #   upload_slots: ${D.DEFAULT_UPLOAD_SLOTS}              # peers served at once; the others wait their turn
 #   upload_rate: ${D.DEFAULT_UPLOAD_RATE}               # bytes per second to all peers together; 0: no cap
+#   receive_window: ${D.DEFAULT_RECEIVE_WINDOW}      # bytes a peer may send ahead of what we have stored: more is faster
+#                                # on a fast link, and more is sent twice when a fetch is killed
 
 # advisory:                      # the deployment channel (docs/deployment.md)
 #   root_key: null               # the deployment's root public key (64 hex digits, its root.pub); null: advisories off
@@ -120,7 +124,7 @@ const SHAPE: Shape = {
   dial: { backoff_min_s: 'number', backoff_max_s: 'number', timeout_s: 'number' },
   connections: { max: 'integer' },
   log: { level: 'level', file: 'nullable-string', max_bytes: 'integer' },
-  blocks: { upload_slots: 'integer', upload_rate: 'rate' },
+  blocks: { upload_slots: 'integer', upload_rate: 'rate', receive_window: 'integer' },
   advisory: { root_key: 'text-or-null', school: 'text-or-null', group: 'text-or-null', model: 'text-or-null', serial: 'text-or-null' }
 }
 

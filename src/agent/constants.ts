@@ -16,6 +16,8 @@ export const DEFAULT_LOG_MAX_BYTES = 1 << 20
 /** The block exchange: peers served at once, and the upload cap in bytes per second (0: none). */
 export const DEFAULT_UPLOAD_SLOTS = 4
 export const DEFAULT_UPLOAD_RATE = 0
+/** The block exchange's receive window per peer, bytes (src/net/blocks/session.ts says why it is capped). */
+export const DEFAULT_RECEIVE_WINDOW = 2 * 1024 * 1024
 /** Seconds shutdown may take before the agent gives up waiting and exits 1. */
 export const SHUTDOWN_TIMEOUT_S = 10
 

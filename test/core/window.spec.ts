@@ -7,14 +7,16 @@ import { TokenBucket } from '../../src/core/exchange/token-bucket.ts'
  * A window fed by a link of `rate` bytes per ms and `rtt` ms: every ms the
  * window is refilled, and whatever the link could carry arrives rtt later.
  */
-function simulate (rate: number, rtt: number, ms: number): { w: RequestWindow, cwnds: number[] } {
+function simulate (rate: number, rtt: number, ms: number): { w: RequestWindow, cwnds: number[], delivered: number } {
   const w = new RequestWindow(DEFAULT_TUNING)
   const arrivals: Array<{ at: number, bytes: number, sent: number }> = []
   const cwnds: number[] = []
   let linkFree = 0
+  let delivered = 0
   for (let t = 0; t < ms; t++) {
     const due = arrivals.filter(a => a.at <= t)
     for (const a of due) {
+      delivered += a.bytes
       w.delivered(a.bytes, 1, t - a.sent, t)
       arrivals.splice(arrivals.indexOf(a), 1)
     }
@@ -25,7 +27,7 @@ function simulate (rate: number, rtt: number, ms: number): { w: RequestWindow, c
     }
     cwnds.push(w.cwnd)
   }
-  return { w, cwnds }
+  return { w, cwnds, delivered }
 }
 
 describe('request window', () => {
@@ -35,6 +37,14 @@ describe('request window', () => {
     const bdp = 10_000 * 20
     assert.ok(w.cwnd >= 1.5 * bdp && w.cwnd <= 4 * bdp, `settled at ${w.cwnd}, bdp ${bdp}`)
     assert.ok(Math.abs(w.rate - 10_000) / 10_000 < 0.2, `rate ${w.rate}`)
+  })
+
+  it('does not creep up when the minimum delay expires under its own queue, and keeps the link busy', () => {
+    const { cwnds, delivered } = simulate(10_000, 20, 65_000) // six expiries of the minimum delay
+    const bdp = 10_000 * 20
+    const worst = Math.max(...cwnds.slice(5000))
+    assert.ok(worst <= 4 * bdp, `grew to ${worst}, bdp ${bdp}`)
+    assert.ok(delivered >= 0.9 * 10_000 * 65_000, `carried ${delivered}`)
   })
 
   it('stays small on a slow link', () => {

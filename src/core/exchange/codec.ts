@@ -291,7 +291,7 @@ export function decodeFrame (body: Uint8Array): Message {
  * the body: the driver then bans the sender and closes the stream.
  */
 export class FrameReader extends LengthPrefixedReader {
-  constructor () {
-    super(MAX_FRAME_SIZE)
+  constructor (alloc?: (n: number) => Uint8Array) {
+    super(MAX_FRAME_SIZE, alloc)
   }
 }

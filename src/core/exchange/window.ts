@@ -4,6 +4,14 @@
 // of 2 it doubles every round trip while the rate still grows, and settles
 // near twice the bandwidth-delay product once it does not). Bytes, not block
 // counts, so small and large leaves cost what they weigh.
+//
+// The minimum delay must come from a drained pipe: with the window full, every
+// sample carries the queue the window itself builds (a window of twice the
+// bandwidth-delay product doubles the delay). Taking such a sample as the new
+// minimum when the old one expires grows the window ×2 or more at each expiry.
+// So, like BBR's PROBE_RTT, an expired minimum is measured again: the window
+// shrinks to minWindow until what was queued has arrived, and a request sent
+// after that gives the new minimum.
 import { DEFAULT_TUNING, type Tuning } from './constants.ts'
 
 /** A minimum delay older than this is forgotten, so a route change is noticed, ms. */
@@ -12,6 +20,9 @@ const MIN_DELAY_LIFETIME = 10_000
 const RATE_DECAY = 0.8
 /** Shortest interval a rate sample is taken over, ms. */
 const MIN_SAMPLE = 4
+/** A probe of the minimum delay that has not finished after this many of the old minimum (and at least PROBE_MIN_MS) takes the smallest delay it saw. */
+const PROBE_DELAYS = 8
+const PROBE_MIN_MS = 200
 
 export class RequestWindow {
   /** Bytes that may be outstanding. */
@@ -27,6 +38,12 @@ export class RequestWindow {
   /** Smoothed request-to-arrival delay, ms (0 until measured). */
   srtt = 0
   private minDelayAt = 0
+  /** Probing the minimum delay: since when (ms), or -1. */
+  private probeStart = -1
+  /** When what was in flight at the probe's start had arrived (ms), or -1. */
+  private probeDrainedAt = -1
+  /** Smallest delay seen during the probe. */
+  private probeMin = Infinity
   private sampleStart = -1
   private sampleBytes = 0
   private readonly tuning: Tuning
@@ -38,7 +55,12 @@ export class RequestWindow {
 
   /** Bytes that may still be requested (at least one block's worth when nothing is outstanding). */
   space (): number {
-    return this.cwnd - this.inflight
+    return (this.probeStart >= 0 ? Math.min(this.cwnd, this.tuning.minWindow) : this.cwnd) - this.inflight
+  }
+
+  /** True while the window is held small to measure the minimum delay again. */
+  get probing (): boolean {
+    return this.probeStart >= 0
   }
 
   /** Blocks that may still be requested. */
@@ -67,13 +89,39 @@ export class RequestWindow {
   delivered (bytes: number, blocks: number, delay: number, now: number): void {
     if (delay >= 0) {
       this.srtt = this.srtt === 0 ? delay : this.srtt * 0.875 + delay * 0.125
-      if (delay <= this.minDelay || now - this.minDelayAt > MIN_DELAY_LIFETIME) {
+      if (delay <= this.minDelay) {
         this.minDelay = delay
         this.minDelayAt = now
       }
     }
-    this.sample(bytes, now)
     this.released(bytes, blocks)
+    if (this.probeStart >= 0) this.probe(delay, now)
+    else if (now - this.minDelayAt > MIN_DELAY_LIFETIME && Number.isFinite(this.minDelay)) this.startProbe(now)
+    else this.sample(bytes, now)
+  }
+
+  private startProbe (now: number): void {
+    this.probeStart = now
+    this.probeDrainedAt = this.inflight <= this.tuning.minWindow ? now : -1
+    this.probeMin = Infinity
+    this.sampleStart = -1
+  }
+
+  /** A delivery while probing: the first request sent once the pipe drained sets the minimum delay. */
+  private probe (delay: number, now: number): void {
+    if (delay >= 0) this.probeMin = Math.min(this.probeMin, delay)
+    const sentAt = now - delay
+    let found: number | undefined
+    if (this.probeDrainedAt >= 0 && delay >= 0 && sentAt >= this.probeDrainedAt) found = delay
+    else if (now - this.probeStart > Math.max(PROBE_MIN_MS, PROBE_DELAYS * this.minDelay) && Number.isFinite(this.probeMin)) found = this.probeMin
+    if (this.probeDrainedAt < 0 && this.inflight <= this.tuning.minWindow) this.probeDrainedAt = now
+    if (found === undefined) return
+    this.minDelay = found
+    this.minDelayAt = now
+    this.probeStart = -1
+    this.sampleStart = -1
+    // the window follows the new minimum at once; the rate is still the link's
+    if (this.rate > 0) this.cwnd = Math.max(this.tuning.minWindow, Math.min(this.tuning.maxWindow, this.tuning.windowGain * this.rate * Math.max(this.minDelay, 1)))
   }
 
   private sample (bytes: number, now: number): void {
@@ -100,6 +148,7 @@ export class RequestWindow {
     this.cwnd = this.tuning.minWindow
     this.rate = 0
     this.sampleStart = -1
+    this.probeStart = -1
   }
 
   /** How long the peer may go without delivering anything while requests are outstanding, ms. */

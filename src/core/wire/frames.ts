@@ -28,11 +28,18 @@ export class LengthPrefixedReader {
   private need = -1
   private readonly maxFrameSize: number
   private readonly maxPrefixBytes: number
+  /** Makes the array a frame spanning several chunks is copied into (every byte is then written). */
+  private readonly alloc: (n: number) => Uint8Array
 
-  /** maxFrameSize: the largest body accepted, bytes (below 2^28). */
-  constructor (maxFrameSize: number) {
+  /**
+   * maxFrameSize: the largest body accepted, bytes (below 2^28). `alloc` may
+   * return uninitialised memory (Buffer.allocUnsafe): a frame is copied in
+   * whole before it is returned. The default zero-fills.
+   */
+  constructor (maxFrameSize: number, alloc: (n: number) => Uint8Array = n => new Uint8Array(n)) {
     this.maxFrameSize = maxFrameSize
     this.maxPrefixBytes = uvarintLength(maxFrameSize)
+    this.alloc = alloc
   }
 
   /** Bytes held, waiting for the rest of a frame. */
@@ -90,7 +97,7 @@ export class LengthPrefixedReader {
       this.buffered -= n
       return out
     }
-    const out = new Uint8Array(n)
+    const out = this.alloc(n)
     let pos = 0
     while (pos < n) {
       const c = this.chunks[0]!

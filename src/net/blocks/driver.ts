@@ -14,7 +14,7 @@
 // event raised while we write) queues its input behind the current one.
 // Nothing a peer sends can throw out of here: a frame that does not decode is
 // `malformed` (a ban); a failure carrying out an output is logged.
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import { mkdir, readdir, rename, unlink, writeFile, readFile } from 'node:fs/promises'
 import { mkdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
@@ -121,10 +121,8 @@ function errorName (err: unknown): string {
   return (err as Error | undefined)?.name ?? ''
 }
 
-function sameBytes (a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
-  return true
+function sameBytes (a: Buffer, b: Uint8Array): boolean {
+  return a.equals(b)
 }
 
 export class BlocksDriver implements MeshComponent {
@@ -149,7 +147,7 @@ export class BlocksDriver implements MeshComponent {
   private readonly unsubscribe: Array<() => void> = []
   private started = false
   private stopped = false
-  private readonly hasher = (bytes: Uint8Array): Buffer => createHash('sha256').update(bytes).digest()
+  private readonly hasher = (bytes: Uint8Array): Buffer => hash('sha256', bytes, 'buffer')
 
   constructor (components: MeshComponents, init: BlocksInit = {}) {
     this.c = components
