@@ -27,6 +27,7 @@ export default tseslint.config(
   },
   { files: ['src/content/**/*.ts'], rules: forbid(['cli', 'agent', 'net', 'core'], libp2p) },
   { files: ['src/core/**/*.ts'], rules: forbid(['cli', 'agent', 'net'], libp2p) },
+  { files: ['src/store/**/*.ts'], rules: forbid(['cli', 'agent', 'net'], libp2p) },
   { files: ['src/net/**/*.ts'], rules: forbid(['cli', 'agent']) },
   { files: ['src/agent/**/*.ts'], rules: forbid(['cli']) },
   { files: ['sim/**/*.ts'], rules: forbid(['cli', 'agent', 'net'], libp2p) },
