@@ -35,5 +35,7 @@ export const DEFAULT_PERSISTS_PER_PEER = 4
 export const DEFAULT_PERSISTS = 64
 /** What a busy receiver asks a sender to wait, ms. */
 export const DEFAULT_BUSY_RETRY_MS = 1_000
+/** What a full receiver asks a sender to wait, ms (a hop drains as soon as its own uplink is back). */
+export const DEFAULT_FULL_RETRY_MS = 60_000
 /** Batches whose receipt is still honoured after they were given up on. */
 export const RETIRED_BATCHES = 64
