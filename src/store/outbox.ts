@@ -66,7 +66,7 @@ export interface OutboxInit {
 
 /** What accept() answers: the custody to put in the receipt, or why custody is refused. */
 export type AcceptResult =
-  | { ok: true, custody: Custody[], added: number, duplicates: number }
+  | { ok: true, custody: Custody[], added: number, duplicates: number, left: number }
   | { ok: false, reason: 'full' }
 
 export class Outbox {
@@ -158,25 +158,28 @@ export class Outbox {
   /**
    * Takes custody of items offered by a peer: stores, in one durable
    * transaction, those not held yet (dropping the rest) and returns the
-   * receipt's custody for every origin offered. Refuses the whole batch, and
-   * changes nothing, when it does not fit in maxBytes or an origin's counters
-   * are too fragmented to record.
+   * receipt's custody for every origin offered. When not all fit in maxBytes
+   * (or an origin's counters are too fragmented to record), takes those that
+   * fit, in offer order, and the custody says which; when none fits, refuses
+   * and changes nothing.
    */
   accept (items: Item[]): AcceptResult {
     const fresh: Item[] = []
     const seen = new Set<string>()
+    const next = this.held.clone(new Set(items.map(it => it.origin)))
     let bytes = 0
+    let wanting = 0
     for (const it of items) {
       const key = `${it.origin}\n${it.counter}`
       if (seen.has(key) || this.held.has(it.origin, it.counter)) continue
       seen.add(key)
+      // As many as fit are taken, in offer order; the receipt covers those and the sender keeps the rest.
+      if (wanting > 0 || this.bytesHeld + bytes + it.body.length > this.maxBytes || !next.add(it.origin, it.counter)) { wanting++; continue }
       fresh.push(it)
       bytes += it.body.length
     }
-    if (fresh.length > 0 && this.bytesHeld + bytes > this.maxBytes) return { ok: false, reason: 'full' }
+    if (fresh.length === 0 && wanting > 0) return { ok: false, reason: 'full' }
     const touched = new Set(fresh.map(it => it.origin))
-    const next = this.held.clone(touched)
-    for (const it of fresh) if (!next.add(it.origin, it.counter)) return { ok: false, reason: 'full' }
     if (fresh.length > 0) {
       transaction(this.db, () => {
         for (const it of fresh) this.insertItem.run(it.origin, it.counter, KIND_CODE[it.kind], it.created, it.body)
@@ -193,7 +196,7 @@ export class Outbox {
       else c.push(it.counter)
     }
     const custody = [...byOrigin].map(([origin, counters]) => this.held.custody(origin, counters))
-    return { ok: true, custody, added: fresh.length, duplicates: items.length - fresh.length }
+    return { ok: true, custody, added: fresh.length, duplicates: items.length - fresh.length - wanting, left: wanting }
   }
 
   /** Up to maxItems items (and about maxBytes of bodies, at least one item) with seq > after, in seq order. */

@@ -59,12 +59,16 @@ describe('outbox', () => {
     again.close()
   })
 
-  it('refuses custody when full, and changes nothing', () => {
+  it('takes what fits, then refuses custody when full and changes nothing', () => {
     const o = Outbox.open(dir, { maxBytes: 100 })
     assert.ok(o.accept([item(A, 1, 60)]).ok)
-    assert.deepEqual(o.accept([item(A, 2, 30), item(B, 1, 30)]), { ok: false, reason: 'full' })
-    assert.equal(o.size.items, 1)
-    assert.ok(!o.holds(A, 2) && !o.holds(B, 1))
+    const part = o.accept([item(A, 2, 30), item(B, 1, 30)])
+    assert.ok(part.ok)
+    assert.equal(part.left, 1)
+    assert.deepEqual(part.custody, [{ origin: A, contiguous: 2, above: [] }, { origin: B, contiguous: 0, above: [] }])
+    assert.deepEqual(o.accept([item(B, 1, 30), item(B, 2, 5)]), { ok: false, reason: 'full' })
+    assert.equal(o.size.items, 2)
+    assert.ok(!o.holds(B, 1) && !o.holds(B, 2))
     // An offer of only what is held is still answered.
     assert.ok(o.accept([item(A, 1, 60)]).ok)
     assert.throws(() => o.enqueue(B, 'statistics', body(50), 0), OutboxFullError)
