@@ -10,6 +10,7 @@
 // traffic counters) and returns an object with beforeStart/start/stop/status.
 import { mdnsDiscovery } from '../net/mdns.ts'
 import { blocks } from '../net/blocks/index.ts'
+import { configuredNextHop, relay } from '../net/relay/index.ts'
 import type { ComponentFactory } from '../net/component.ts'
 import type { AgentConfig } from './config.ts'
 
@@ -23,5 +24,7 @@ export function defaultComponents (config: AgentConfig): ComponentFactory[] {
     }))
   }
   list.push(blocks({ uploadSlots: config.blocks.upload_slots, uploadRate: config.blocks.upload_rate }))
+  // The next hop comes from config until the election provides one (src/net/relay/next-hop.ts).
+  list.push(relay({ nextHop: configuredNextHop(config.upstream), accept: config.relay.accept, maxBytes: config.relay.max_bytes, sink: config.relay.sink }))
   return list
 }

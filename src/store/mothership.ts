@@ -202,6 +202,11 @@ export class MothershipStore {
     }
   }
 
+  /** The counter after the highest held of origin (the mothership numbering its own items). */
+  nextCounter (origin: string): number {
+    return (this.db.prepare('SELECT coalesce(max(counter), 0) AS n FROM items WHERE origin = ?').get(origin) as { n: number }).n + 1
+  }
+
   /** Items held, in all and per kind; origins; conflicts. */
   counts (): { items: number, origins: number, conflicts: number, byKind: Record<ItemKind, number> } {
     const byKind: Record<ItemKind, number> = { statistics: 0, 'install-report': 0, 'backup-chunk': 0 }
