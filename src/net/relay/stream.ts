@@ -23,7 +23,16 @@ export class RelayStream {
   bytesIn = 0
   bytesOut = 0
 
-  constructor (readonly peer: string, readonly stream: Stream, private readonly cb: RelayStreamCallbacks, private readonly writeTimeoutMs: number) {
+  readonly peer: string
+  readonly stream: Stream
+  private readonly cb: RelayStreamCallbacks
+  private readonly writeTimeoutMs: number
+
+  constructor (peer: string, stream: Stream, cb: RelayStreamCallbacks, writeTimeoutMs: number) {
+    this.peer = peer
+    this.stream = stream
+    this.cb = cb
+    this.writeTimeoutMs = writeTimeoutMs
     stream.addEventListener('message', (evt: StreamMessageEvent) => { this.onData(evt.data) })
     stream.addEventListener('close', () => { this.end('the stream closed') })
     stream.addEventListener('remoteCloseWrite', () => { this.end('the peer closed its side') })
