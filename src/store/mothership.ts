@@ -153,11 +153,24 @@ export class MothershipStore {
    * full disk throws, and the driver answers that as a refusal).
    */
   accept (items: Item[]): AcceptResult {
+    return this.acceptMany([items])[0]!
+  }
+
+  /**
+   * accept() for several offers in one transaction, so one fsync covers them
+   * all (group commit: the relay driver gathers the offers that arrive
+   * together). Results in order.
+   */
+  acceptMany (batches: Item[][]): AcceptResult[] {
     const now = this.clock()
+    return transaction(this.db, () => batches.map(items => this.acceptInTransaction(items, now)))
+  }
+
+  private acceptInTransaction (items: Item[], now: number): AcceptResult {
     let added = 0
     const offered = new Map<string, number[]>()
     const custody: Custody[] = []
-    transaction(this.db, () => {
+    {
       for (const it of items) {
         if (!isValidOrigin(it.origin)) continue
         const c = offered.get(it.origin)
@@ -181,7 +194,7 @@ export class MothershipStore {
         const above = [...new Set(counters)].filter(c => c > contiguous).sort((a, b) => a - b)
         custody.push({ origin, contiguous, above })
       }
-    })
+    }
     return { ok: true, custody, added, duplicates: items.length - added, left: 0 }
   }
 

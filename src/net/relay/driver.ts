@@ -64,6 +64,8 @@ export class RelayDriver implements MeshComponent {
   private opening = false
   private readonly downstream = new Map<string, RelayStream>()
   private readonly inputs: RelayInput[] = []
+  private readonly persists: Array<Extract<RelayOutput, { type: 'persist' }>> = []
+  private persistTimer: NodeJS.Immediate | undefined
   private pumping = false
   private timer: NodeJS.Timeout | undefined
   private poll: NodeJS.Timeout | undefined
@@ -110,6 +112,7 @@ export class RelayDriver implements MeshComponent {
     clearInterval(this.poll)
     clearTimeout(this.timer)
     clearTimeout(this.reopen)
+    if (this.persistTimer !== undefined) clearImmediate(this.persistTimer)
     try { await this.c.node.unhandle(PROTOCOL) } catch { /* stopping anyway */ }
     this.up?.end('the agent stops')
     for (const s of [...this.downstream.values()]) s.end('the agent stops')
@@ -286,6 +289,36 @@ export class RelayDriver implements MeshComponent {
     this.timer.unref()
   }
 
+  /**
+   * Group commit: the offers gathered since the last turn go into the store
+   * in one transaction on the mothership (one fsync for all), one each in an
+   * outbox; their receipts follow. Between groups the event loop turns, so
+   * streams keep being read and written while the disk works.
+   */
+  private flushPersists (): void {
+    const group = this.persists.splice(0)
+    if (group.length === 0 || this.stopped) return
+    let results: AcceptResult[]
+    try {
+      results = this.outbox !== undefined ? group.map(p => this.outbox!.accept(p.items)) : this.sinkStore!.acceptMany(group.map(p => p.items))
+    } catch (err) {
+      // A full disk, a broken database: nothing was committed, so nothing is claimed.
+      this.log.warn('storing offered items failed', { error: err, full: err instanceof OutboxFullError })
+      results = group.map(() => ({ ok: false, reason: 'full' }))
+    }
+    group.forEach((p, i) => {
+      const r = results[i]!
+      if (!r.ok) {
+        this.inputs.push({ type: 'refused', peer: p.peer, batch: p.batch, reason: r.reason })
+        return
+      }
+      this.counters.itemsAccepted += r.added
+      this.counters.duplicatesDropped += r.duplicates
+      this.inputs.push({ type: 'persisted', peer: p.peer, batch: p.batch, custody: r.custody })
+    })
+    this.input({ type: 'timer' }) // feeds the queued answers (a timer input before its deadline changes nothing)
+  }
+
   private act (o: RelayOutput): void {
     switch (o.type) {
       case 'load': {
@@ -293,25 +326,11 @@ export class RelayDriver implements MeshComponent {
         this.inputs.push({ type: 'loaded', request: o.request, items: r.items, more: r.more })
         return
       }
-      case 'persist': {
-        let r: AcceptResult
-        try {
-          r = this.outbox !== undefined ? this.outbox.accept(o.items) : this.sinkStore!.accept(o.items)
-        } catch (err) {
-          // A full disk, a broken database: nothing was committed, so nothing is claimed.
-          this.log.warn('storing offered items failed', { peerId: o.peer, error: err, full: err instanceof OutboxFullError })
-          this.inputs.push({ type: 'refused', peer: o.peer, batch: o.batch, reason: 'full' })
-          return
-        }
-        if (!r.ok) {
-          this.inputs.push({ type: 'refused', peer: o.peer, batch: o.batch, reason: r.reason })
-          return
-        }
-        this.counters.itemsAccepted += r.added
-        this.counters.duplicatesDropped += r.duplicates
-        this.inputs.push({ type: 'persisted', peer: o.peer, batch: o.batch, custody: r.custody })
+      case 'persist':
+        // Stored on the next turn of the event loop, together with every offer that arrived meanwhile.
+        this.persists.push(o)
+        if (this.persistTimer === undefined) this.persistTimer = setImmediate(() => { this.persistTimer = undefined; this.flushPersists() })
         return
-      }
       case 'forget':
         if (this.outbox !== undefined) this.counters.itemsForgotten += this.outbox.forget(o.custody)
         return
