@@ -41,6 +41,16 @@ describe('mothership store', () => {
     t.close()
   })
 
+  it('takes several offers in one transaction, an item in two of them kept once', () => {
+    const s = MothershipStore.open(dir)
+    const [a, b] = s.acceptMany([[sample(L1, 1, 'A', 1), sample(L1, 2, 'A', 2)], [sample(L1, 2, 'A', 2), sample(L2, 1, 'A', 1)]])
+    assert.ok(a?.ok === true && b?.ok === true)
+    assert.equal(a.added + b.added, 3)
+    assert.deepEqual(b.custody, [{ origin: L1, contiguous: 2, above: [] }, { origin: L2, contiguous: 1, above: [] }])
+    assert.equal(s.counts().items, 3)
+    s.close()
+  })
+
   it('records a different item under a held (origin, counter) as a conflict (a cloned identity), keeping the first', () => {
     const s = MothershipStore.open(dir)
     s.accept([sample(L1, 1, 'A', 1)])
