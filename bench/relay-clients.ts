@@ -141,13 +141,17 @@ function attach (c: Client, peer: string): void {
     reopened++
     process.stderr.write(`relay-clients: a stream closed (${String((evt as { error?: Error }).error?.message ?? 'closed')}); reopening\n`)
     feed(c, peer, { type: 'disconnected', peer })
-    setTimeout(() => {
-      void c.node.dialProtocol(multiaddr(addr), PROTOCOL).then(s => {
-        c.stream = s
-        attach(c, peer)
-        feed(c, peer, { type: 'connected', peer })
-      }, (err: Error) => { process.stderr.write(`relay-clients: reopening failed: ${err.message}\n`) })
-    }, 500)
+    // Reopen until it works, as the agent's driver does (its dialer redials for ever).
+    const reopen = (delay: number): void => {
+      setTimeout(() => {
+        c.node.dialProtocol(multiaddr(addr), PROTOCOL).then(s => {
+          c.stream = s
+          attach(c, peer)
+          feed(c, peer, { type: 'connected', peer })
+        }, () => { reopen(Math.min(10_000, delay * 2)) })
+      }, delay)
+    }
+    reopen(500)
   })
 }
 for (const c of clients) {

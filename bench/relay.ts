@@ -166,7 +166,7 @@ export async function run (ctx: BenchContext): Promise<BenchOutput> {
     if (held.n !== total) throw new Error(check)
     return {
       tables: [table, check],
-      results: { origins, perOrigin, body, clients, total, storeAlone: { seconds: refSeconds, itemsPerSecond: total / refSeconds }, storeAloneGrouped: { seconds: groupSeconds, itemsPerSecond: total / groupSeconds }, sink: { seconds, itemsPerSecond: total / seconds, cpuSeconds: sinkCpu, peakRssMB: Math.max(peakKb, hwmKb) / 1024, idleRssMB: idleRssKb / 1024, receipts: result.receipts }, held }
+      results: { origins, perOrigin, body, clients, total, storeAlone: { seconds: refSeconds, itemsPerSecond: total / refSeconds }, storeAloneGrouped: { seconds: groupSeconds, itemsPerSecond: total / groupSeconds }, sink: { seconds, itemsPerSecond: total / seconds, cpuSeconds: sinkCpu, peakRssMB: Math.max(peakKb, hwmKb) / 1024, idleRssMB: idleRssKb / 1024, receipts: result.receipts, streamsReopened: result.reopened }, held }
     }
   } finally {
     if (sink.exitCode === null) sink.kill('SIGKILL')

@@ -50,6 +50,8 @@ export interface RelayDriverInit {
 }
 
 const DIAL_KEY = 'relay-upstream'
+/** Offers stored in one transaction at most (8 × 256 items: a fraction of a second of the disk). */
+const PERSIST_GROUP = 8
 
 export class RelayDriver implements MeshComponent {
   readonly name = 'relay'
@@ -296,7 +298,9 @@ export class RelayDriver implements MeshComponent {
    * streams keep being read and written while the disk works.
    */
   private flushPersists (): void {
-    const group = this.persists.splice(0)
+    // A bounded group, so one commit never holds the event loop long (libp2p's pings must be answered).
+    const group = this.persists.splice(0, PERSIST_GROUP)
+    if (this.persists.length > 0 && this.persistTimer === undefined) this.persistTimer = setImmediate(() => { this.persistTimer = undefined; this.flushPersists() })
     if (group.length === 0 || this.stopped) return
     let results: AcceptResult[]
     try {
