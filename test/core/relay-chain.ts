@@ -224,6 +224,11 @@ export class Chain {
         this.disk(a, () => { (a.store as FakeOutbox).forget(o.custody) })
         break
       case 'send':
+        if (o.message.type === 'offer') {
+          const recent = this.offered.get(a.id) ?? []
+          recent.push(o.message.batch)
+          this.offered.set(a.id, recent.slice(-8))
+        }
         this.send(a, o.peer, encodeFrame(o.message))
         break
       case 'event':
@@ -250,12 +255,20 @@ export class Chain {
     }
   }
 
-  /** A third party (`intruder`) sends `victim` a receipt claiming custody of everything of origin. */
-  forge (intruder: string, victim: string, origin: string, batch: number): void {
+  /** Batch ids of each agent's latest offers (what an intruder sniffing the air would learn). */
+  readonly offered = new Map<string, number[]>()
+
+  /**
+   * A third party (`intruder`) sends `victim` receipts for its latest offers,
+   * claiming custody of everything of the given origins.
+   */
+  forge (intruder: string, victim: string, origins: string[]): void {
     const v = this.agents.get(victim)!
-    this.forged++
-    const frame = encodeFrame({ type: 'receipt', batch, custody: [{ origin, contiguous: 1_000_000, above: [] }] })
-    this.send({ ...v, id: intruder, epoch: v.epoch } as Agent, victim, frame, intruder)
+    for (const batch of this.offered.get(victim) ?? []) {
+      this.forged++
+      const frame = encodeFrame({ type: 'receipt', batch, custody: origins.map(origin => ({ origin, contiguous: 1_000_000, above: [] })) })
+      this.send({ ...v, id: intruder, epoch: v.epoch } as Agent, victim, frame, intruder)
+    }
   }
 
   /** Runs events up to time `until` (ms); returns how many ran. */
