@@ -11,6 +11,7 @@
 import { mdnsDiscovery } from '../net/mdns.ts'
 import { blocks } from '../net/blocks/index.ts'
 import { advisory } from '../net/advisory/index.ts'
+import { configuredNextHop, relay } from '../net/relay/index.ts'
 import type { ComponentFactory } from '../net/component.ts'
 import type { AgentConfig } from './config.ts'
 
@@ -28,5 +29,7 @@ export function defaultComponents (config: AgentConfig): ComponentFactory[] {
   const a = config.advisory
   const device = Object.fromEntries(Object.entries({ school: a.school, group: a.group, model: a.model, serial: a.serial }).filter(([, v]) => v !== null)) as { school?: string, group?: string, model?: string, serial?: string }
   list.push(advisory({ ...(a.root_key !== null ? { rootKey: new Uint8Array(Buffer.from(a.root_key, 'hex')) } : {}), device }))
+  // The next hop comes from config until the election provides one (src/net/relay/next-hop.ts).
+  list.push(relay({ nextHop: configuredNextHop(config.upstream), accept: config.relay.accept, maxBytes: config.relay.max_bytes, sink: config.relay.sink }))
   return list
 }

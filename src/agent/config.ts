@@ -32,6 +32,17 @@ export interface AgentConfig {
     file: string | null
     max_bytes: number
   }
+  /** The next hop towards the mothership: a multiaddr ending in /p2p/<peer id>, or null (docs/upstream.md). */
+  upstream: string | null
+  /** The upstream relay (/xo-mesh/relay/1.0.0). */
+  relay: {
+    /** Take custody of other agents' items (a school server, a staging agent). */
+    accept: boolean
+    /** Bytes of item bodies the outbox holds at most; past it, custody is refused. */
+    max_bytes: number
+    /** This agent is the mothership: items are stored in DATA/mothership.db and go no further. */
+    sink: boolean
+  }
   /** The block exchange (/xo-mesh/blocks/1.0.0). */
   blocks: {
     /** Peers served at once; the others are choked until a slot frees. */
@@ -63,7 +74,9 @@ export function defaultConfig (): AgentConfig {
     connections: { max: D.DEFAULT_MAX_CONNECTIONS },
     log: { level: D.DEFAULT_LOG_LEVEL, file: null, max_bytes: D.DEFAULT_LOG_MAX_BYTES },
     blocks: { upload_slots: D.DEFAULT_UPLOAD_SLOTS, upload_rate: D.DEFAULT_UPLOAD_RATE, receive_window: D.DEFAULT_RECEIVE_WINDOW },
-    advisory: { root_key: null, school: null, group: null, model: null, serial: null }
+    advisory: { root_key: null, school: null, group: null, model: null, serial: null },
+    upstream: null,
+    relay: { accept: true, max_bytes: D.DEFAULT_RELAY_MAX_BYTES, sink: false }
   }
 }
 
@@ -112,9 +125,18 @@ export const CONFIG_TEMPLATE = `# xo-mesh agent configuration (docs/agent.md). E
 #   group: null
 #   model: null                  # XO-1.5, XO-1.75, XO-4, …
 #   serial: null
+
+# The next hop towards the mothership (docs/upstream.md): a multiaddr ending in /p2p/<peer id>.
+# Statistics, install reports and backups in the outbox are handed to it under custody receipts.
+# upstream: null                 # e.g. "/ip4/10.0.0.1/tcp/4001/p2p/12D3KooW..."
+
+# relay:
+#   accept: true                 # take custody of other agents' items (school server, staging agent)
+#   max_bytes: ${D.DEFAULT_RELAY_MAX_BYTES}        # item bytes the outbox holds at most; past it, custody is refused
+#   sink: false                  # true on the mothership: items end in DATA/mothership.db
 `
 
-type Shape = { [k: string]: 'string' | 'strings' | 'multiaddrs' | 'boolean' | 'number' | 'integer' | 'rate' | 'level' | 'nullable-string' | 'text-or-null' | 'hostport' | Shape }
+type Shape = { [k: string]: 'string' | 'strings' | 'multiaddrs' | 'upstream' | 'boolean' | 'number' | 'integer' | 'rate' | 'level' | 'nullable-string' | 'text-or-null' | 'hostport' | Shape }
 
 const SHAPE: Shape = {
   listen: 'multiaddrs',
@@ -125,7 +147,9 @@ const SHAPE: Shape = {
   connections: { max: 'integer' },
   log: { level: 'level', file: 'nullable-string', max_bytes: 'integer' },
   blocks: { upload_slots: 'integer', upload_rate: 'rate', receive_window: 'integer' },
-  advisory: { root_key: 'text-or-null', school: 'text-or-null', group: 'text-or-null', model: 'text-or-null', serial: 'text-or-null' }
+  advisory: { root_key: 'text-or-null', school: 'text-or-null', group: 'text-or-null', model: 'text-or-null', serial: 'text-or-null' },
+  upstream: 'upstream',
+  relay: { accept: 'boolean', max_bytes: 'integer', sink: 'boolean' }
 }
 
 /** Splits "host:port" / "[v6]:port"; throws ConfigError. */
@@ -159,6 +183,12 @@ function check (kind: Shape[string], value: unknown, key: string, src: string): 
     case 'level': if (!LOG_LEVELS.includes(value as LogLevel)) bad(LOG_LEVELS.join(', ')); break
     case 'hostport': if (typeof value !== 'string') bad('"HOST:PORT"'); parseHostPort(value as string, `${src}: ${key}`); break
     case 'strings': if (!Array.isArray(value) || !value.every(s => typeof s === 'string')) bad('a list of strings'); break
+    case 'upstream':
+      if (value === null) break
+      if (typeof value !== 'string') bad('a multiaddr ending in /p2p/<peer id>, or null')
+      checkMultiaddr(value as string, `${src}: ${key}`)
+      if (!/\/p2p\/[A-Za-z0-9]+$/.test(value as string)) bad('a multiaddr ending in /p2p/<peer id> (receipts are taken only from that peer)')
+      break
     case 'multiaddrs':
       if (!Array.isArray(value) || !value.every(s => typeof s === 'string')) bad('a list of multiaddrs')
       for (const s of value as string[]) checkMultiaddr(s, `${src}: ${key}`)

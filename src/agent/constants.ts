@@ -26,3 +26,5 @@ export const CONFIG_FILE = 'config.yaml'
 export const IDENTITY_FILE = 'identity.key'
 export const API_FILE = 'api'
 export const LOCK_FILE = 'agent.lock'
+/** Bytes of item bodies an outbox holds at most (statistics, reports, backup chunks on their way up). */
+export const DEFAULT_RELAY_MAX_BYTES = 512 * 1024 * 1024

@@ -20,6 +20,7 @@ import { addFetchCommand } from './fetch.ts'
 import { addEventsCommand } from './events.ts'
 import { addDeployCommands } from './deploy.ts'
 import { TrustError } from '../trust/errors.ts'
+import { addReportCommand } from './report.ts'
 
 interface Globals { data?: string, json?: boolean }
 
@@ -226,6 +227,7 @@ addMeshCommands(program)
 addFetchCommand(program)
 addEventsCommand(program)
 addDeployCommands(program)
+addReportCommand(program)
 
 async function main (): Promise<void> {
   try {
