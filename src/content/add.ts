@@ -16,6 +16,8 @@ export interface AddOptions {
   created?: Date
   chunker?: ChunkerOptions
   onProgress?: AddProgress
+  /** Write blocks on a thread of their own (default: with more than one core); see block-writer.ts. */
+  writerThread?: boolean
 }
 
 export function entryStat (st: BigIntStats): EntryStat {

@@ -19,7 +19,7 @@
 // at blocks (a build's entry in builds/, `current` after apply) first calls
 // flush(), one syncfs of the store's filesystem; until then a power cut may
 // lose blocks, never a pointer's target.
-import { closeSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs'
+import { closeSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs'
 import { mkdir, readdir } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
@@ -34,11 +34,11 @@ const NODE_CACHE_BYTES = 16 << 20
 const STALE_TMP_MS = 60 * 60 * 1000
 
 /** The directory holding a block's file: two characters next to the last of its name (as blockstore-fs' NextToLast). */
-function shardOf (name: string): string {
+export function shardOf (name: string): string {
   return name.slice(-3, -1)
 }
 
-function isNoSpace (err: unknown): boolean {
+export function isNoSpace (err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException | undefined)?.code
   return code === 'ENOSPC' || code === 'EDQUOT'
 }
@@ -56,7 +56,8 @@ function processAlive (pid: number): boolean {
 /** A content-addressed store of blocks in a directory. */
 export class BlockStore {
   readonly dir: string
-  private readonly tmp: string
+  /** The directory of temp files (blocks being written). */
+  readonly tmp: string
   private readonly shards = new Set<string>()
   private opened = false
   /**
@@ -64,7 +65,7 @@ export class BlockStore {
    * block ('wx' catches the impossible clash). The pid tells a later open
    * whether the writer may still be at work.
    */
-  private readonly tmpPrefix = `${process.pid}.${randomBytes(4).toString('hex')}`
+  readonly tmpPrefix = `${process.pid}.${randomBytes(4).toString('hex')}`
   private tmpCounter = 0
   /**
    * Verified interior nodes (dag-pb, dag-cbor), most recently used last: a
@@ -212,11 +213,6 @@ export class BlockStore {
     await syncFs(this.dir)
   }
 
-  /** A writer for many new blocks from one producer (add): see BlockWriter. */
-  writer (): BlockWriter {
-    return new BlockWriter(this)
-  }
-
   /** Reads and verifies a block. Throws BlockNotFoundError or CorruptBlockError. */
   async get (cid: CID): Promise<Uint8Array> {
     if (cid.code === RAW) return this.read(cid)
@@ -282,86 +278,5 @@ export class BlockStore {
         }
       }
     }
-  }
-}
-
-/** A 30-bit key of a block file's name, from its last characters (the tail of the sha-256 digest): a small integer, cheap to keep. */
-function nameKey (name: string): number {
-  let h = 0x811c9dc5
-  for (let i = Math.max(0, name.length - 14); i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193)
-  return h & 0x3fffffff
-}
-
-/**
- * Writes the many new blocks of one producer that hashed them itself (add),
- * synchronously and with as few system calls as the store allows: a new
- * block costs open, write, close and rename; a block the store holds costs
- * one stat.
- *
- * No stat per new block: the first time a block falls in a shard directory,
- * one readdir notes a small key (nameKey) of every block there. A key not
- * noted means the block is absent, and it is written at once; a noted key
- * (the block is there, or two names share a key) is confirmed by a stat.
- * A block another process adds after that readdir is written a second time:
- * a rename of the same bytes over it, harmless. Memory: about 20 bytes per
- * block in the store (30 MB for a 100 GB store), not per byte added.
- *
- * Durability: commit() flushes the filesystem once; the caller writes what
- * points at the blocks (the build's entry) only after it resolves.
- */
-export class BlockWriter {
-  readonly store: BlockStore
-  /** Names (CIDs) of the blocks this writer added to the store (it did not hold them): what abort() removes. */
-  readonly written: string[] = []
-  private readonly keys = new Set<number>()
-  private readonly shards = new Set<string>()
-
-  constructor (store: BlockStore) {
-    this.store = store
-  }
-
-  private loadShard (shard: string): void {
-    const dir = join(this.store.dir, shard)
-    let names: string[]
-    try {
-      names = readdirSync(dir)
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
-      mkdirSync(dir, { recursive: true })
-      names = []
-    }
-    for (const name of names) this.keys.add(nameKey(name))
-    this.shards.add(shard)
-  }
-
-  /**
-   * Stores a block whose CID the caller computed from these very bytes.
-   * Synchronous: the bytes are written before it returns, so the caller may
-   * reuse their buffer. Returns true when the block was written, false when
-   * the store held it. Throws NoSpaceError (nothing left behind) or the
-   * filesystem's error.
-   */
-  put (cid: CID, bytes: Uint8Array): boolean {
-    const name = cid.toV1().toString()
-    const shard = shardOf(name)
-    if (!this.shards.has(shard)) this.loadShard(shard)
-    const key = nameKey(name)
-    const dest = join(this.store.dir, shard, name)
-    if (this.keys.has(key) && statSync(dest, { throwIfNoEntry: false }) !== undefined) return false
-    this.store.writeFile(dest, bytes)
-    this.keys.add(key)
-    this.written.push(name)
-    return true
-  }
-
-  /** Makes every block written so far durable: call before writing anything that points at them. */
-  async commit (): Promise<void> {
-    await this.store.flush()
-  }
-
-  /** Removes the blocks this writer added, after a failure: the store is left as it was. */
-  async abort (): Promise<void> {
-    for (const name of this.written) await this.store.delete(CID.parse(name))
-    this.written.length = 0
   }
 }

@@ -12,7 +12,8 @@ import { InvalidInputError } from './errors.ts'
 import { Chunker, chunkStream, DEFAULT_CHUNKER, type ChunkerOptions } from './fastcdc.ts'
 import { dirNode, fileNodes, symlinkNode, type Built, type EncodedBlock, type Leaf, type Mtime } from './unixfs.ts'
 import { encodeRecord, isSafeName, type BuildMeta, type BuildRecord, type Kind, type SpecialFile } from './build.ts'
-import type { BlockStore, BlockWriter } from './blockstore.ts'
+import { BlockWriter } from './block-writer.ts'
+import type { BlockStore } from './blockstore.ts'
 
 /** What every entry carries from the filesystem or the tar header. */
 export interface EntryStat {
@@ -57,8 +58,8 @@ export class TreeBuilder {
   private syncChunker: Chunker | undefined
   private buffer: Uint8Array | undefined
 
-  constructor (store: BlockStore, options: { chunker?: ChunkerOptions, onProgress?: AddProgress } = {}) {
-    this.writer = store.writer()
+  constructor (store: BlockStore, options: { chunker?: ChunkerOptions, onProgress?: AddProgress, writerThread?: boolean } = {}) {
+    this.writer = new BlockWriter(store, options.writerThread === undefined ? {} : { thread: options.writerThread })
     this.chunker = options.chunker ?? DEFAULT_CHUNKER
     this.onProgress = options.onProgress
     this.dirs.set('', { children: new Map() })
