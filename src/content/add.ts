@@ -1,5 +1,5 @@
 // `add <dir>`: a directory tree from the filesystem into the store as a build.
-import { closeSync, constants, lstatSync, openSync, readSync, readdirSync, readlinkSync } from 'node:fs'
+import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, readdirSync, readlinkSync } from 'node:fs'
 import { lstat } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { BigIntStats } from 'node:fs'
@@ -84,24 +84,41 @@ export async function addDirectory (store: BlockStore, dir: string, options: Add
     // next read, one file after another.
     const walk = (abs: string, rel: string, st: BigIntStats): void => {
       builder.addDirectory(rel, entryStat(st))
-      const names = readdirSync(abs).sort()
-      for (const name of names) {
+      const entries = readdirSync(abs, { withFileTypes: true }).sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
+      for (const entry of entries) {
+        const name = entry.name
         const childAbs = join(abs, name)
         const childRel = rel === '' ? name : `${rel}/${name}`
+        if (entry.isFile() && addRegular(childAbs, childRel)) continue
         const cst = lstatSync(childAbs, { bigint: true })
         if (cst.isDirectory()) walk(childAbs, childRel, cst)
         else if (cst.isFile()) {
-          const fd = openSync(childAbs, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK) // never follow or block on what replaced the file since lstat
-          try {
-            builder.addFileSync(childRel, entryStat(cst), (buf, offset, length) => readSync(fd, buf, offset, length, null))
-          } finally {
-            closeSync(fd)
-          }
+          if (!addRegular(childAbs, childRel)) throw new InvalidInputError(`${childAbs} changed while it was added`)
         } else if (cst.isSymbolicLink()) builder.addSymlink(childRel, readlinkSync(childAbs), entryStat(cst))
         else {
           const special = specialOf(cst)
           if (special !== undefined) builder.addSpecial(childRel, special, entryStat(cst))
         }
+      }
+    }
+    // A regular file (as readdir said): opened without following or blocking
+    // on whatever replaced it since, its metadata from the open file (one path
+    // lookup, not two). False, nothing added, when it is not a regular file now.
+    const addRegular = (abs: string, rel: string): boolean => {
+      let fd: number
+      try {
+        fd = openSync(abs, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK)
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ELOOP') return false // a symlink now
+        throw err
+      }
+      try {
+        const st = fstatSync(fd, { bigint: true })
+        if (!st.isFile()) return false
+        builder.addFileSync(rel, entryStat(st), (buf, offset, length) => readSync(fd, buf, offset, length, null))
+        return true
+      } finally {
+        closeSync(fd)
       }
     }
     walk(dir, '', top)

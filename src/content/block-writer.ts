@@ -13,13 +13,17 @@
 //
 // With a second core, the file operations run on a writer thread while the
 // producer reads, chunks and hashes the next blocks: put() copies the block
-// into a shared ring (8 MiB, the only memory this costs) and returns; the
-// thread writes from the ring and frees the space. On one core (an XO) the
-// thread would only add switches, so put() writes inline.
+// into a shared ring (8 MiB, plus the thread's few MB) and returns; the
+// thread writes from the ring and frees the space. When the ring is full,
+// put() writes that block itself instead of waiting, so neither side idles
+// whichever is slower. On one core (an XO) the thread would only add
+// switches, so put() writes inline.
 //
 // Durability: commit() waits for every write, then flushes the filesystem
 // once (BlockStore.flush); the caller writes what points at the blocks (the
-// build's entry) only after it resolves.
+// build's entry) only after it resolves. No block is fsynced on its own; on
+// the way, every 128 MiB starts a flush in the background so that the disk
+// writes while the add goes on and the final flush has little left.
 import { mkdirSync, readdirSync, statSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
@@ -28,15 +32,24 @@ import { CID } from './cid.ts'
 import { NoSpaceError } from './errors.ts'
 import { shardOf, type BlockStore } from './blockstore.ts'
 
+/**
+ * Every this many bytes written, the disk is set to work on them in the
+ * background (BlockStore.flushSoon): the kernel would otherwise hold a 1 GiB
+ * add in the page cache and write it all during commit()'s flush.
+ */
+const FLUSH_AHEAD_BYTES = 128 << 20
 /** Bytes of the ring between the producer and the writer thread. */
 const RING_BYTES = 8 << 20
-/** A block larger than this (a huge directory node) is written inline, after the ring drains. */
+/** A block larger than this (a huge directory node) is written by the producer itself. */
 const RING_MAX_RECORD = RING_BYTES >> 2
 /** Record header: int32 record length (-1: wrap to the ring's start), int32 data length, int32 name length, int32 unused. */
 const HEADER = 16
 // the control words (Int32Array over a SharedArrayBuffer)
 const USED = 0 // bytes of the ring holding records not yet written
 const STATE = 1 // 0 running, 1 the producer is done, 2 the writer failed
+const WRITER_WAITS = 2 // 1 while the writer sleeps on an empty ring: the producer must wake it
+const PRODUCER_WAITS = 3 // 1 while the producer sleeps on a full ring: the writer must wake it
+// (a wake-up is a futex call: only made when someone sleeps, not per block)
 const ERROR_BYTES = 1024 // after the control words: the writer's error, as JSON
 
 /** A 30-bit key of a block file's name, from its last characters (the tail of the sha-256 digest): a small integer, cheap to keep. */
@@ -93,19 +106,24 @@ function write (dest, data) {
     throw err
   }
 }
+function consumed (k) {
+  Atomics.sub(c, 0, k)
+  if (Atomics.load(c, 3) === 1) Atomics.notify(c, 0)
+}
 try {
   for (;;) {
     if (Atomics.load(c, 0) === 0) {
       if (Atomics.load(c, 1) !== 0) break
-      Atomics.wait(c, 0, 0)
+      Atomics.store(c, 2, 1)
+      Atomics.wait(c, 0, 0) // returns at once if a record came after the check
+      Atomics.store(c, 2, 0)
       continue
     }
     const len = ints[tail >> 2]
     if (len === -1) {
       const k = R - tail
       tail = 0
-      Atomics.sub(c, 0, k)
-      Atomics.notify(c, 0)
+      consumed(k)
       continue
     }
     if (!failed) {
@@ -120,8 +138,7 @@ try {
     }
     tail += len
     if (tail === R) tail = 0
-    Atomics.sub(c, 0, len)
-    Atomics.notify(c, 0)
+    consumed(len)
   }
 } catch (err) {
   fail(err)
@@ -173,28 +190,29 @@ class Ring {
       const used = Atomics.load(this.c, USED)
       if (RING_BYTES - used >= need) return
       this.check()
-      Atomics.wait(this.c, USED, used, 1000)
+      Atomics.store(this.c, PRODUCER_WAITS, 1)
+      Atomics.wait(this.c, USED, used, 1000) // returns at once if the writer freed space after the load
+      Atomics.store(this.c, PRODUCER_WAITS, 0)
     }
   }
 
-  /** True when the block fits in a record; else the caller writes it itself after drain(). */
-  fits (bytes: Uint8Array, name: string): boolean {
-    return HEADER + name.length + bytes.length <= RING_MAX_RECORD
-  }
-
-  /** Queues a block for the writer thread; returns once its bytes are copied into the ring. */
-  push (name: string, bytes: Uint8Array): void {
+  /**
+   * Queues a block for the writer thread and returns true once its bytes
+   * are copied into the ring; returns false, queueing nothing, when the
+   * ring has no room for it now (or ever): the caller then writes the block
+   * itself rather than wait, which keeps both threads busy.
+   */
+  push (name: string, bytes: Uint8Array): boolean {
     this.check()
     const len = (HEADER + name.length + bytes.length + 7) & ~7
+    if (len > RING_MAX_RECORD) return false
     const room = RING_BYTES - this.head
+    const need = room < len ? room + len : len // no room before the ring's end: a wrap marker takes the rest
+    if (RING_BYTES - Atomics.load(this.c, USED) < need) return false
     if (room < len) {
-      // no room before the ring's end: a wrap marker takes the rest
-      this.waitFor(room + len)
       this.ints[this.head >> 2] = -1
       this.head = 0
-      Atomics.add(this.c, USED, room)
-    } else {
-      this.waitFor(len)
+      this.published(room)
     }
     const h = this.head
     this.ints[(h >> 2) + 1] = bytes.length
@@ -203,8 +221,14 @@ class Ring {
     this.bytes.set(bytes, h + HEADER + name.length)
     this.ints[h >> 2] = len
     this.head = h + len === RING_BYTES ? 0 : h + len
-    Atomics.add(this.c, USED, len) // publishes the record (a sequentially consistent write)
-    Atomics.notify(this.c, USED)
+    this.published(len)
+    return true
+  }
+
+  /** Hands len more bytes of records to the writer (a sequentially consistent write publishes them). */
+  private published (len: number): void {
+    Atomics.add(this.c, USED, len)
+    if (Atomics.load(this.c, WRITER_WAITS) === 1) Atomics.notify(this.c, USED)
   }
 
   /** Waits until every queued block is written; throws the writer's error. */
@@ -234,6 +258,7 @@ export class BlockWriter {
   private readonly shards = new Set<string>()
   private ring: Ring | undefined
   private readonly thread: boolean
+  private unflushed = 0
 
   constructor (store: BlockStore, options: BlockWriterOptions = {}) {
     this.store = store
@@ -270,13 +295,14 @@ export class BlockWriter {
     const rel = `${shard}/${name}`
     if (this.keys.has(key) && statSync(join(this.store.dir, rel), { throwIfNoEntry: false }) !== undefined) return false
     if (this.thread) this.ring ??= new Ring(this.store)
-    if (this.ring !== undefined && this.ring.fits(bytes, rel)) this.ring.push(rel, bytes)
-    else {
-      this.ring?.drain()
-      this.store.writeFile(join(this.store.dir, rel), bytes)
-    }
+    if (this.ring?.push(rel, bytes) !== true) this.store.writeFile(join(this.store.dir, rel), bytes)
     this.keys.add(key)
     this.written.push(name)
+    this.unflushed += bytes.length
+    if (this.unflushed >= FLUSH_AHEAD_BYTES) {
+      this.unflushed = 0
+      this.store.flushSoon()
+    }
     return true
   }
 

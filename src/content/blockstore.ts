@@ -25,7 +25,7 @@ import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { CID, RAW, checkCid, matches } from './cid.ts'
 import { BlockNotFoundError, CorruptBlockError, NoSpaceError } from './errors.ts'
-import { syncFs } from './sync-fs.ts'
+import { startSyncFs, syncFs } from './sync-fs.ts'
 
 const TMP = '.tmp'
 /** Budget of the interior-node cache: a 1 GiB build's nodes are a few MB. */
@@ -211,6 +211,11 @@ export class BlockStore {
   /** Makes every block written so far durable (one syncfs of the store's filesystem). */
   async flush (): Promise<void> {
     await syncFs(this.dir)
+  }
+
+  /** Starts writing what is in the page cache to disk, without waiting (see startSyncFs). */
+  flushSoon (): void {
+    startSyncFs(this.dir)
   }
 
   /** Reads and verifies a block. Throws BlockNotFoundError or CorruptBlockError. */
