@@ -13,11 +13,12 @@
 //
 // With a second core, the file operations run on a writer thread while the
 // producer reads, chunks and hashes the next blocks: put() copies the block
-// into a shared ring (8 MiB, plus the thread's few MB) and returns; the
+// into a shared ring (8 MiB, plus the thread's own memory) and returns; the
 // thread writes from the ring and frees the space. When the ring is full,
 // put() writes that block itself instead of waiting, so neither side idles
 // whichever is slower. On one core (an XO) the thread would only add
-// switches, so put() writes inline.
+// switches, so put() writes inline; so does a small add (the first 16 MiB),
+// which would spend more starting the thread than it saves.
 //
 // Durability: commit() waits for every write, then flushes the filesystem
 // once (BlockStore.flush); the caller writes what points at the blocks (the
@@ -38,6 +39,8 @@ import { shardOf, type BlockStore } from './blockstore.ts'
  * add in the page cache and write it all during commit()'s flush.
  */
 const FLUSH_AHEAD_BYTES = 128 << 20
+/** The writer thread starts once this much is written: a small add would spend more starting it (~50–150 ms) than it saves. */
+const THREAD_AFTER_BYTES = 16 << 20
 /** Bytes of the ring between the producer and the writer thread. */
 const RING_BYTES = 8 << 20
 /** A block larger than this (a huge directory node) is written by the producer itself. */
@@ -246,8 +249,10 @@ class Ring {
 }
 
 export interface BlockWriterOptions {
-  /** Write on a thread of its own (default: when the machine has more than one core). */
+  /** Write on a thread of its own (default: when the machine has more than one core)... */
   thread?: boolean
+  /** ...once this many bytes are written (default 16 MiB). */
+  threadAfterBytes?: number
 }
 
 export class BlockWriter {
@@ -258,11 +263,14 @@ export class BlockWriter {
   private readonly shards = new Set<string>()
   private ring: Ring | undefined
   private readonly thread: boolean
+  private readonly threadAfter: number
   private unflushed = 0
+  private total = 0
 
   constructor (store: BlockStore, options: BlockWriterOptions = {}) {
     this.store = store
     this.thread = options.thread ?? availableParallelism() > 1
+    this.threadAfter = options.threadAfterBytes ?? THREAD_AFTER_BYTES
   }
 
   private loadShard (shard: string): void {
@@ -294,11 +302,12 @@ export class BlockWriter {
     const key = nameKey(name)
     const rel = `${shard}/${name}`
     if (this.keys.has(key) && statSync(join(this.store.dir, rel), { throwIfNoEntry: false }) !== undefined) return false
-    if (this.thread) this.ring ??= new Ring(this.store)
+    if (this.thread && this.total >= this.threadAfter) this.ring ??= new Ring(this.store)
     if (this.ring?.push(rel, bytes) !== true) this.store.writeFile(join(this.store.dir, rel), bytes)
     this.keys.add(key)
     this.written.push(name)
     this.unflushed += bytes.length
+    this.total += bytes.length
     if (this.unflushed >= FLUSH_AHEAD_BYTES) {
       this.unflushed = 0
       this.store.flushSoon()

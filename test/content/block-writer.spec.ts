@@ -21,7 +21,7 @@ for (const thread of [true, false]) {
     afterEach(async () => { await t.cleanup() })
 
     it('stores every block intact, across many wraps of the ring and blocks too big for it', async () => {
-      const w = new BlockWriter(store, { thread })
+      const w = new BlockWriter(store, { thread, threadAfterBytes: 0 })
       const blocks: Uint8Array[] = []
       // 40 MiB through an 8 MiB ring, odd sizes so records wrap at every offset; one 3 MiB block goes inline
       for (let i = 0; i < 400; i++) blocks.push(randomBytes(1 + ((i * 7919) % (200 << 10))))
@@ -43,11 +43,11 @@ for (const thread of [true, false]) {
       const a = randomBytes(1000)
       const b = randomBytes(2000)
       await store.put(cidOf(RAW, a), a)
-      const w = new BlockWriter(store, { thread })
+      const w = new BlockWriter(store, { thread, threadAfterBytes: 0 })
       assert.equal(w.put(cidOf(RAW, a), a), false)
       assert.equal(w.put(cidOf(RAW, b), b), true)
       await w.commit()
-      const again = new BlockWriter(store, { thread })
+      const again = new BlockWriter(store, { thread, threadAfterBytes: 0 })
       assert.equal(again.put(cidOf(RAW, b), b), false)
       await again.commit()
       assert.deepEqual(w.written, [cidOf(RAW, b).toString()])
@@ -58,7 +58,7 @@ for (const thread of [true, false]) {
       const held = randomBytes(500)
       await store.put(cidOf(RAW, held), held)
       const before = await list(store)
-      const w = new BlockWriter(store, { thread })
+      const w = new BlockWriter(store, { thread, threadAfterBytes: 0 })
       const blocks = Array.from({ length: 50 }, () => randomBytes(10_000))
       for (const b of blocks.slice(0, 20)) w.put(cidOf(RAW, b), b)
       // the temp directory turns into a file: every later write fails (ENOTDIR), also as root
