@@ -189,6 +189,8 @@ program.command('import')
     const progress = new Progress('import')
     const result = await importBundle(r.store, resolve(file), { ...(opts.expect !== undefined ? { expect: parseCid(opts.expect) } : {}), onProgress: (done: number, total?: number) => { progress.update(done, total) } })
     progress.done()
+    // the blocks reach the disk before a build entry can point at them (docs/content.md)
+    await r.store.flush()
     const complete: string[] = []
     for (const root of result.roots) {
       try {

@@ -1,5 +1,5 @@
 // `add <dir>`: a directory tree from the filesystem into the store as a build.
-import { createReadStream, lstatSync, readFileSync, readdirSync, readlinkSync } from 'node:fs'
+import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, readdirSync, readlinkSync } from 'node:fs'
 import { lstat } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { BigIntStats } from 'node:fs'
@@ -10,15 +10,14 @@ import type { BuildRecord, Kind, SpecialFile } from './build.ts'
 import type { CID } from './cid.ts'
 import type { ChunkerOptions } from './fastcdc.ts'
 
-/** Large reads: fewer syscalls and fewer chunks spanning two buffers. */
-const READ_SIZE = 1 << 20
-
 export interface AddOptions {
   name: string
   kind: Kind
   created?: Date
   chunker?: ChunkerOptions
   onProgress?: AddProgress
+  /** Write blocks on a thread of their own (default: with more than one core); see block-writer.ts. */
+  writerThread?: boolean
 }
 
 export function entryStat (st: BigIntStats): EntryStat {
@@ -79,27 +78,50 @@ export async function addDirectory (store: BlockStore, dir: string, options: Add
   if (!top.isDirectory()) throw new InvalidInputError(`${dir} is not a directory`)
   const builder = new TreeBuilder(store, options)
   try {
-    // synchronous metadata calls: a thread-pool round trip per lstat cost ~100 µs here, the call itself ~5
-    const walk = async (abs: string, rel: string, st: BigIntStats): Promise<void> => {
+    // Synchronous calls throughout: a thread-pool round trip per lstat cost
+    // ~100 µs here, the call itself ~5; files are read with readSync into
+    // the builder's reused buffer, chunked, hashed and stored before the
+    // next read, one file after another.
+    const walk = (abs: string, rel: string, st: BigIntStats): void => {
       builder.addDirectory(rel, entryStat(st))
-      const names = readdirSync(abs).sort()
-      for (const name of names) {
+      const entries = readdirSync(abs, { withFileTypes: true }).sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
+      for (const entry of entries) {
+        const name = entry.name
         const childAbs = join(abs, name)
         const childRel = rel === '' ? name : `${rel}/${name}`
+        if (entry.isFile() && addRegular(childAbs, childRel)) continue
         const cst = lstatSync(childAbs, { bigint: true })
-        if (cst.isDirectory()) await walk(childAbs, childRel, cst)
+        if (cst.isDirectory()) walk(childAbs, childRel, cst)
         else if (cst.isFile()) {
-          // a small file in one read: a stream's setup costs more than the file
-          const content = cst.size <= BigInt(READ_SIZE) ? [readFileSync(childAbs)] : createReadStream(childAbs, { highWaterMark: READ_SIZE })
-          await builder.addFile(childRel, entryStat(cst), content)
-        } else if (cst.isSymbolicLink()) await builder.addSymlink(childRel, readlinkSync(childAbs), entryStat(cst))
+          if (!addRegular(childAbs, childRel)) throw new InvalidInputError(`${childAbs} changed while it was added`)
+        } else if (cst.isSymbolicLink()) builder.addSymlink(childRel, readlinkSync(childAbs), entryStat(cst))
         else {
           const special = specialOf(cst)
           if (special !== undefined) builder.addSpecial(childRel, special, entryStat(cst))
         }
       }
     }
-    await walk(dir, '', top)
+    // A regular file (as readdir said): opened without following or blocking
+    // on whatever replaced it since, its metadata from the open file (one path
+    // lookup, not two). False, nothing added, when it is not a regular file now.
+    const addRegular = (abs: string, rel: string): boolean => {
+      let fd: number
+      try {
+        fd = openSync(abs, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK)
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ELOOP') return false // a symlink now
+        throw err
+      }
+      try {
+        const st = fstatSync(fd, { bigint: true })
+        if (!st.isFile()) return false
+        builder.addFileSync(rel, entryStat(st), (buf, offset, length) => readSync(fd, buf, offset, length, null))
+        return true
+      } finally {
+        closeSync(fd)
+      }
+    }
+    walk(dir, '', top)
     return await builder.finish({ name: options.name, kind: options.kind, created: options.created ?? defaultCreated() })
   } catch (err) {
     await builder.abort()

@@ -3,44 +3,69 @@
 // Why files and not a pack: the store is read and written by the agent, the
 // CLI and apply at once, possibly killed at any moment, on a slow flash disk.
 // A block is written to blocks/.tmp and renamed into place, so a reader never
-// sees half a block; a crash leaves at most a stray temp file, cleared on open.
-// Every read re-hashes the bytes: flash rots, and a bad block must never be
-// installed or passed to a peer.
+// sees half a block; a crash leaves at most a stray temp file, cleared by a
+// later open (only if its writer is gone: see clearStaleTemps). Every read
+// re-hashes the bytes: flash rots, and a bad block must never be installed
+// or passed to a peer.
 //
 // The per-block file operations are synchronous on purpose: a block is small
 // and lands in the page cache, and a round trip through libuv's thread pool
 // per open/write/close/rename cost ~8x the syscalls themselves here (833 µs
 // against 105 µs a block, measured). The methods stay async so a store in a
 // worker thread can replace this one without touching callers.
+//
+// Durability: no block is fsynced on its own (an fsync per 64 KiB block would
+// cost more than the write). Whoever is about to write something that points
+// at blocks (a build's entry in builds/, `current` after apply) first calls
+// flush(), one syncfs of the store's filesystem; until then a power cut may
+// lose blocks, never a pointer's target.
 import { closeSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs'
-import { mkdir, readdir, rm } from 'node:fs/promises'
+import { mkdir, readdir } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { CID, RAW, checkCid, matches } from './cid.ts'
 import { BlockNotFoundError, CorruptBlockError, NoSpaceError } from './errors.ts'
+import { startSyncFs, syncFs } from './sync-fs.ts'
 
 const TMP = '.tmp'
 /** Budget of the interior-node cache: a 1 GiB build's nodes are a few MB. */
 const NODE_CACHE_BYTES = 16 << 20
+/** A temp file older than this is a leftover even if a process with its writer's pid still runs (a block write takes milliseconds). */
+const STALE_TMP_MS = 60 * 60 * 1000
 
 /** The directory holding a block's file: two characters next to the last of its name (as blockstore-fs' NextToLast). */
-function shardOf (name: string): string {
+export function shardOf (name: string): string {
   return name.slice(-3, -1)
 }
 
-function isNoSpace (err: unknown): boolean {
+export function isNoSpace (err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException | undefined)?.code
   return code === 'ENOSPC' || code === 'EDQUOT'
+}
+
+function processAlive (pid: number): boolean {
+  if (!Number.isSafeInteger(pid) || pid <= 0) return false
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM' // there, but not ours
+  }
 }
 
 /** A content-addressed store of blocks in a directory. */
 export class BlockStore {
   readonly dir: string
-  private readonly tmp: string
+  /** The directory of temp files (blocks being written). */
+  readonly tmp: string
   private readonly shards = new Set<string>()
   private opened = false
-  /** Temp names: unique per store object (random prefix) and per block (counter); 'wx' catches the impossible clash. */
-  private readonly tmpPrefix = randomBytes(6).toString('hex')
+  /**
+   * Temp names: `<pid>.<random>.<counter>`, unique per store object and per
+   * block ('wx' catches the impossible clash). The pid tells a later open
+   * whether the writer may still be at work.
+   */
+  readonly tmpPrefix = `${process.pid}.${randomBytes(4).toString('hex')}`
   private tmpCounter = 0
   /**
    * Verified interior nodes (dag-pb, dag-cbor), most recently used last: a
@@ -58,11 +83,35 @@ export class BlockStore {
   /** Creates the directory if needed and removes temp files a crash left behind. Idempotent. */
   async open (): Promise<this> {
     if (this.opened) return this
-    await mkdir(this.dir, { recursive: true })
-    await rm(this.tmp, { recursive: true, force: true })
     await mkdir(this.tmp, { recursive: true })
+    await this.clearStaleTemps()
     this.opened = true
     return this
+  }
+
+  /**
+   * Removes the temp files whose writer is gone: its pid (the name's first
+   * field) runs no process, or the file is over an hour old. Others may be
+   * a write in flight by another process on the same store (the agent while
+   * the CLI opens it) and are left alone. A name without a pid (an older
+   * version's) goes by age alone.
+   */
+  async clearStaleTemps (now = Date.now()): Promise<number> {
+    let removed = 0
+    for (const name of await readdir(this.tmp)) {
+      const path = join(this.tmp, name)
+      const pid = /^\d+(?=\.)/.exec(name)?.[0]
+      const stale = (pid !== undefined && !processAlive(Number(pid))) ||
+        now - (statSync(path, { throwIfNoEntry: false })?.mtimeMs ?? now) > STALE_TMP_MS
+      if (!stale) continue
+      try {
+        unlinkSync(path)
+        removed++
+      } catch {
+        // renamed into place or removed by someone else meanwhile
+      }
+    }
+    return removed
   }
 
   /** Path of the file that holds (or would hold) a block. */
@@ -109,28 +158,64 @@ export class BlockStore {
    * bytes (add, rebuilding a delta): skips hashing them a second time.
    */
   async putHashed (cid: CID, bytes: Uint8Array): Promise<boolean> {
-    const dest = this.path(cid)
+    const name = cid.toV1().toString()
+    const shard = shardOf(name)
+    const dest = join(this.dir, shard, name)
     if (statSync(dest, { throwIfNoEntry: false }) !== undefined) return false
-    const shard = shardOf(cid.toV1().toString())
     if (!this.shards.has(shard)) {
       mkdirSync(join(this.dir, shard), { recursive: true })
       this.shards.add(shard)
     }
-    const tmp = join(this.tmp, `${this.tmpPrefix}-${this.tmpCounter++}`)
+    this.writeFile(dest, bytes)
+    return true
+  }
+
+  /**
+   * Writes bytes to dest through a temp file and a rename: open, write,
+   * close, rename, no more. dest's directory must exist. A write caught by
+   * another process's open of this store (an older version emptied .tmp)
+   * recreates the temp directory once.
+   */
+  writeFile (dest: string, bytes: Uint8Array): void {
+    const tmp = join(this.tmp, `${this.tmpPrefix}.${this.tmpCounter++}`)
+    let fd: number
     try {
-      const fd = openSync(tmp, 'wx')
+      fd = openSync(tmp, 'wx', 0o644)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw this.writeError(err)
+      mkdirSync(this.tmp, { recursive: true })
       try {
+        fd = openSync(tmp, 'wx', 0o644)
+      } catch (err2) {
+        throw this.writeError(err2)
+      }
+    }
+    try {
+      try {
+        // one call for the whole block, unless the kernel takes less (it does not for a regular file, short of a full disk)
         for (let off = 0; off < bytes.length;) off += writeSync(fd, bytes, off)
       } finally {
         closeSync(fd)
       }
       renameSync(tmp, dest)
     } catch (err) {
-      try { unlinkSync(tmp) } catch { /* never created */ }
-      if (isNoSpace(err)) throw new NoSpaceError(this.dir, { cause: err })
-      throw err
+      try { unlinkSync(tmp) } catch { /* already gone */ }
+      throw this.writeError(err)
     }
-    return true
+  }
+
+  private writeError (err: unknown): unknown {
+    return isNoSpace(err) ? new NoSpaceError(this.dir, { cause: err }) : err
+  }
+
+  /** Makes every block written so far durable (one syncfs of the store's filesystem). */
+  async flush (): Promise<void> {
+    await syncFs(this.dir)
+  }
+
+  /** Starts writing what is in the page cache to disk, without waiting (see startSyncFs). */
+  flushSoon (): void {
+    startSyncFs(this.dir)
   }
 
   /** Reads and verifies a block. Throws BlockNotFoundError or CorruptBlockError. */

@@ -116,7 +116,7 @@ export async function addImage (store: BlockStore, tarball: string, options: Ima
           entry.resume()
           break
         case 'symlink':
-          await builder.addSymlink(path, h.linkname ?? '', st)
+          builder.addSymlink(path, h.linkname ?? '', st)
           entry.resume()
           break
         case 'link': {

@@ -184,7 +184,5 @@ export async function writeSpecial (path: string, s: SpecialFile, owner: [number
   return true
 }
 
-/** Flushes the filesystem holding path to disk (syncfs), so a switch never points at data still in the page cache. */
-export async function syncFs (path: string): Promise<void> {
-  await run('sync', ['-f', path]).catch(async () => { await run('sync') })
-}
+// apply flushes before it switches `current`, so a switch never points at data still in the page cache
+export { syncFs } from './sync-fs.ts'

@@ -2,11 +2,17 @@
 // directory walk, a tar stream), storing each block as it is made. Memory
 // holds one small record per entry, never file contents: a file streams
 // through the chunker into the store.
+//
+// Block writes are synchronous (BlockWriter): each block is on disk (in the
+// page cache) before the next is chunked, so a file's bytes can pass from a
+// reused read buffer to the hash and the store without a copy, and nothing
+// waits on a thread pool.
 import { CID, RAW, cidOf } from './cid.ts'
 import { InvalidInputError } from './errors.ts'
-import { chunkStream, DEFAULT_CHUNKER, type ChunkerOptions } from './fastcdc.ts'
+import { Chunker, chunkStream, DEFAULT_CHUNKER, type ChunkerOptions } from './fastcdc.ts'
 import { dirNode, fileNodes, symlinkNode, type Built, type EncodedBlock, type Leaf, type Mtime } from './unixfs.ts'
 import { encodeRecord, isSafeName, type BuildMeta, type BuildRecord, type Kind, type SpecialFile } from './build.ts'
+import { BlockWriter } from './block-writer.ts'
 import type { BlockStore } from './blockstore.ts'
 
 /** What every entry carries from the filesystem or the tar header. */
@@ -22,8 +28,15 @@ export type AddProgress = (bytes: number) => void
 
 interface DirState { stat?: EntryStat, children: Map<string, Built> }
 
-/** How many block writes may be in flight: enough to hide the disk's latency, few enough to bound memory (~ this × chunk size). */
-const WRITES_IN_FLIGHT = 16
+/**
+ * Size of addFileSync's read buffer: large reads mean few system calls and
+ * few chunks cut short by the buffer's end (the unchunked tail, at most one
+ * maximum chunk, moves to the front before the next read).
+ */
+const READ_BUFFER = 4 << 20
+
+/** Reads up to length bytes into buf at offset; returns how many, 0 at the end (fs.readSync's shape). */
+export type ReadInto = (buf: Uint8Array, offset: number, length: number) => number
 
 /** Splits and checks a relative path ("./a/b" and "a/b/" are fine, ".." is not). */
 export function splitPath (path: string): string[] {
@@ -33,42 +46,37 @@ export function splitPath (path: string): string[] {
 }
 
 export class TreeBuilder {
-  private readonly store: BlockStore
+  private readonly writer: BlockWriter
   private readonly chunker: ChunkerOptions
   private readonly onProgress: AddProgress | undefined
   private readonly dirs = new Map<string, DirState>()
   private readonly owners = new Map<string, [number, number]>()
   private readonly special: Record<string, SpecialFile> = {}
-  private readonly pending = new Set<Promise<void>>()
-  private failure: unknown
   private bytes = 0
   private files = 0
-  /** Blocks this builder wrote that the store did not hold before: removed again by abort(). */
-  readonly written: CID[] = []
+  /** addFileSync's chunker and read buffer, reused from file to file. */
+  private syncChunker: Chunker | undefined
+  private buffer: Uint8Array | undefined
 
-  constructor (store: BlockStore, options: { chunker?: ChunkerOptions, onProgress?: AddProgress } = {}) {
-    this.store = store
+  constructor (store: BlockStore, options: { chunker?: ChunkerOptions, onProgress?: AddProgress, writerThread?: boolean } = {}) {
+    this.writer = new BlockWriter(store, options.writerThread === undefined ? {} : { thread: options.writerThread })
     this.chunker = options.chunker ?? DEFAULT_CHUNKER
     this.onProgress = options.onProgress
     this.dirs.set('', { children: new Map() })
   }
 
-  /** Stores a block without waiting, keeping at most WRITES_IN_FLIGHT writes pending. */
-  private async put (block: EncodedBlock): Promise<void> {
-    if (this.failure !== undefined) throw this.failure
-    while (this.pending.size >= WRITES_IN_FLIGHT) await Promise.race(this.pending)
-    if (this.failure !== undefined) throw this.failure
-    // every block here was hashed by this builder a moment ago
-    const p: Promise<void> = this.store.putHashed(block.cid, block.bytes).then(
-      wrote => { if (wrote) this.written.push(block.cid) },
-      err => { this.failure ??= err }
-    ).finally(() => { this.pending.delete(p) })
-    this.pending.add(p)
+  /** Stores a block (every block here was hashed by this builder a moment ago). */
+  private put (block: EncodedBlock): void {
+    this.writer.put(block.cid, block.bytes)
   }
 
-  private async drain (): Promise<void> {
-    await Promise.all(this.pending)
-    if (this.failure !== undefined) throw this.failure
+  /** Hashes, stores and notes one leaf of a file. */
+  private leaf (bytes: Uint8Array, leaves: Leaf[]): void {
+    const cid = cidOf(RAW, bytes)
+    this.writer.put(cid, bytes)
+    leaves.push({ cid, size: bytes.length })
+    this.bytes += bytes.length
+    this.onProgress?.(this.bytes)
   }
 
   private dir (parts: string[]): DirState {
@@ -105,20 +113,56 @@ export class TreeBuilder {
   /** A regular file, streamed from content into the store. Returns its node. */
   async addFile (path: string, stat: EntryStat, content: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<Built> {
     const leaves: Leaf[] = []
-    for await (const chunk of chunkStream(content, this.chunker)) {
-      const cid = cidOf(RAW, chunk)
-      leaves.push({ cid, size: chunk.length })
-      await this.put({ cid, bytes: chunk })
-      this.bytes += chunk.length
-      this.onProgress?.(this.bytes)
-    }
+    for await (const chunk of chunkStream(content, this.chunker)) this.leaf(chunk, leaves)
     return this.addFileNode(path, stat, leaves)
+  }
+
+  /**
+   * A regular file read synchronously through read (e.g. fs.readSync on an
+   * open file) into a reused buffer: the add of a directory tree. Each leaf
+   * is a view of that buffer, hashed and written before the next read.
+   */
+  addFileSync (path: string, stat: EntryStat, read: ReadInto): Built {
+    const chunker = this.syncChunker ??= new Chunker(this.chunker)
+    const buf = this.buffer ??= new Uint8Array(Math.max(READ_BUFFER, 2 * chunker.options.maxSize))
+    const leaves: Leaf[] = []
+    let start = 0 // the first byte not yet in a leaf
+    let end = 0 // the end of the bytes read
+    let whole = false
+    try {
+      for (;;) {
+        if (end === buf.length) {
+          // what is left unchunked is under one maximum chunk: move it to the front
+          buf.copyWithin(0, start, end)
+          end -= start
+          start = 0
+        }
+        const n = read(buf, end, buf.length - end)
+        if (n === 0) break
+        const cuts = chunker.push(buf.subarray(end, end + n))
+        end += n
+        for (const len of cuts) {
+          this.leaf(buf.subarray(start, start + len), leaves)
+          start += len
+        }
+      }
+      whole = true
+    } finally {
+      // finish() also readies the chunker for the next file after a failed read
+      const last = chunker.finish()
+      if (whole) for (const len of last) this.leaf(buf.subarray(start, start + len), leaves)
+    }
+    return this.addFileNodeSync(path, stat, leaves)
   }
 
   /** A regular file whose leaves are already in the store (a hard link in a tar, a file seen before). */
   async addFileNode (path: string, stat: EntryStat, leaves: Leaf[]): Promise<Built> {
+    return this.addFileNodeSync(path, stat, leaves)
+  }
+
+  private addFileNodeSync (path: string, stat: EntryStat, leaves: Leaf[]): Built {
     const { blocks, root } = fileNodes(leaves, stat.mode, stat.mtime)
-    for (const b of blocks) await this.put(b)
+    for (const b of blocks) this.put(b)
     this.place(path, root)
     this.owner(splitPath(path).join('/'), stat)
     this.files++
@@ -132,9 +176,9 @@ export class TreeBuilder {
     this.files++
   }
 
-  async addSymlink (path: string, target: string, stat: EntryStat): Promise<void> {
+  addSymlink (path: string, target: string, stat: EntryStat): void {
     const { block, root } = symlinkNode(target, stat.mode, stat.mtime)
-    await this.put(block)
+    this.put(block)
     this.place(path, root)
     this.owner(splitPath(path).join('/'), stat)
   }
@@ -148,9 +192,13 @@ export class TreeBuilder {
     this.owner(key, stat)
   }
 
-  /** Writes the directories bottom-up and the record. Returns the build's root CID. */
+  /**
+   * Writes the directories bottom-up and the record, then makes every block
+   * durable (one flush of the store's filesystem). Returns the build's root
+   * CID: the caller may note the build as complete once this resolves, never
+   * before, so that a power cut cannot leave a noted build with blocks lost.
+   */
   async finish (info: { name: string, kind: Kind, created: Date }): Promise<{ cid: CID, record: BuildRecord }> {
-    await this.drain()
     // deepest first, so every child directory is built before its parent
     const keys = [...this.dirs.keys()].sort((a, b) => depth(b) - depth(a))
     let tree: Built | undefined
@@ -158,7 +206,7 @@ export class TreeBuilder {
       const d = this.dirs.get(key)!
       const links = [...d.children].map(([name, node]) => ({ name, node }))
       const { block, root } = dirNode(links, d.stat?.mode ?? 0o755, d.stat?.mtime)
-      await this.put(block)
+      this.put(block)
       if (key === '') tree = root
       else {
         const parts = key.split('/')
@@ -174,16 +222,14 @@ export class TreeBuilder {
       meta: this.meta()
     }
     const enc = encodeRecord(record)
-    await this.put(enc)
-    await this.drain()
+    this.put(enc)
+    await this.writer.commit()
     return { cid: enc.cid, record }
   }
 
   /** Removes the blocks this builder added, after a failure: the store is left as it was. */
   async abort (): Promise<void> {
-    await Promise.allSettled(this.pending)
-    for (const cid of this.written) await this.store.delete(cid)
-    this.written.length = 0
+    await this.writer.abort()
   }
 
   private meta (): BuildMeta {

@@ -729,6 +729,8 @@ export class BlocksDriver implements MeshComponent {
     }
     try {
       if (statSync(join(this.c.repo.dir, 'builds', h.text), { throwIfNoEntry: false }) === undefined) {
+        // the blocks reach the disk before the build's entry points at them (docs/content.md)
+        await this.store.flush()
         await this.c.repo.noteBuild(h.cid, h.space?.record ?? await readRecord(this.store, h.cid))
         this.indexSeen.add(h.text)
       }
