@@ -27,8 +27,13 @@ export const MDNS_PORT = 5353
 export const DEFAULT_QUERY_INTERVAL_MS = 60_000
 /** How often links and listen addresses are checked for a change (cheap: one syscall). */
 export const DEFAULT_LINK_POLL_MS = 3_000
-/** The peer with the larger id waits this long before dialling, so two peers do not dial each other at once. */
-export const TIE_BREAK_DELAY_MS = 750
+/**
+ * The peer with the larger id waits this long before dialling, so two peers
+ * do not dial each other at once. It only matters when the smaller one's dial
+ * fails, so it can be generous: 750 ms was seen to be too short for a dial
+ * plus Noise handshake on a machine at load 15, and both sides then dialled.
+ */
+export const TIE_BREAK_DELAY_MS = 1_500
 /** Peers remembered at most (a classroom is tens). */
 export const MAX_PEERS = 256
 
