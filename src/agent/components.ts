@@ -10,10 +10,12 @@
 // traffic counters) and returns an object with beforeStart/start/stop/status.
 import { mdnsDiscovery } from '../net/mdns.ts'
 import { blocks } from '../net/blocks/index.ts'
+import { election } from '../net/election/index.ts'
 import type { ComponentFactory } from '../net/component.ts'
 import type { AgentConfig } from './config.ts'
+import { factsReader } from './facts.ts'
 
-export function defaultComponents (config: AgentConfig): ComponentFactory[] {
+export function defaultComponents (config: AgentConfig, dataDir: string): ComponentFactory[] {
   const list: ComponentFactory[] = []
   if (config.mdns.enabled) {
     list.push(mdnsDiscovery({
@@ -23,5 +25,18 @@ export function defaultComponents (config: AgentConfig): ComponentFactory[] {
     }))
   }
   list.push(blocks({ uploadSlots: config.blocks.upload_slots, uploadRate: config.blocks.upload_rate }))
+  const e = config.election
+  list.push(components => election({
+    facts: factsReader(dataDir, e, components.logger.child('facts')),
+    factsIntervalMs: e.facts_interval_s * 1000,
+    config: {
+      heartbeatMs: e.heartbeat_s * 1000,
+      failureTimeoutMs: e.failure_timeout_s * 1000,
+      settleMs: e.settle_s * 1000,
+      startupGraceMs: e.startup_grace_s * 1000,
+      holdMs: e.hold_s * 1000,
+      batteryMargin: e.battery_margin
+    }
+  })(components))
   return list
 }
