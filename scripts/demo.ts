@@ -1,7 +1,11 @@
-// npm run demo: the content layer end to end, narrated. Two "laptops" are two
-// data directories on this machine: the publisher adds a build and a newer
+// npm run demo, narrated. Part one, the content layer: two "laptops" are two
+// data directories on this machine; the publisher adds a build and a newer
 // one, writes USB bundles, and a school laptop imports and applies them.
-import { execFileSync } from 'node:child_process'
+// Part two, the mesh: five agents (own data directories and ports, loopback
+// only) form a classroom; a build added on one spreads to the other four,
+// each fetching from every peer that already holds blocks.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { request } from 'node:http'
 import { mkdir, rm, stat, utimes, writeFile, readFile } from 'node:fs/promises'
 import { join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -83,5 +87,114 @@ say('Someone edits a system file; verify finds it and repairs it from the store'
 await writeFile(join(root, 'current', 'etc', 'os-release'), 'tampered\n')
 xo(['--data', laptop, 'verify', '--root', root])
 
+// ---- Part two: a classroom of five agents ----
+
+const LAPTOPS = 5
+// Each laptop's uploads are capped near what one 802.11g laptop gets of a
+// shared channel, so the spreading is slow enough to watch.
+const UPLOAD_RATE = 3_000_000
+
+/** GET on an agent's API (through the address file it writes in its data directory). */
+async function apiGet (dataDir: string, path: string): Promise<unknown> {
+  const addr = (await readFile(join(dataDir, 'api'), 'utf8')).trim()
+  return await new Promise((resolve, reject) => {
+    const req = request(new URL('/api/v1' + path, addr.startsWith('http') ? addr : `http://${addr}`), { timeout: 5_000 }, res => {
+      let text = ''
+      res.setEncoding('utf8')
+      res.on('data', (d: string) => { text += d })
+      res.on('end', () => { try { resolve(JSON.parse(text)) } catch (err) { reject(err) } })
+    })
+    req.on('timeout', () => req.destroy(new Error('API request timed out')))
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+async function until<T> (what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const v = await probe().catch(() => undefined)
+    if (v !== undefined) return v
+    if (Date.now() > deadline) throw new Error(`demo: timed out waiting for ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 200))
+  }
+}
+
+interface Laptop { name: string, data: string, proc?: ChildProcess, peerId?: string, addr?: string }
+const laptops: Laptop[] = []
+const stopAll = (): void => { for (const l of laptops) l.proc?.kill('SIGTERM') }
+process.on('exit', stopAll)
+process.on('SIGINT', () => { stopAll(); process.exit(130) })
+
+say(`A classroom: ${LAPTOPS} laptops, each running the agent (loopback ports, logs in .demo/xo-N/agent.log)`)
+for (let i = 1; i <= LAPTOPS; i++) {
+  const l: Laptop = { name: `xo-${i}`, data: join(work, `xo-${i}`) }
+  await mkdir(l.data, { recursive: true })
+  await writeFile(join(l.data, 'config.yaml'), `blocks:\n  upload_rate: ${UPLOAD_RATE}\n`)
+  // No multicast on loopback, so each laptop is told of the ones already up
+  // (on a real LAN, mDNS finds them: docs/agent.md).
+  const peers = laptops.map(p => `${p.addr!}/p2p/${p.peerId!}`)
+  const args = [bin, '--data', l.data, 'agent', '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--api', '127.0.0.1:0', '--log-file', 'agent.log', ...(peers.length > 0 ? ['--peer', ...peers] : [])]
+  l.proc = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'] })
+  const id = await until(`${l.name} to start`, async () => await apiGet(l.data, '/id') as { peerId: string, addrs: string[] })
+  l.peerId = id.peerId
+  l.addr = id.addrs.find(a => a.startsWith('/ip4/127.0.0.1/tcp/'))?.replace(/\/p2p\/.*$/, '')
+  process.stdout.write(`  ${l.name}  ${l.peerId}  ${l.addr ?? '(no loopback address?)'}\n`)
+  laptops.push(l)
+}
+await until('every laptop to see the other four', async () => {
+  for (const l of laptops) if (((await apiGet(l.data, '/peers')) as { peers: unknown[] }).peers.length < LAPTOPS - 1) return undefined
+  return true
+})
+process.stdout.write(`  every laptop is connected to the other ${LAPTOPS - 1}\n`)
+
+say('xo-1 adds a new activity bundle (~24 MB); the agent serves it at once')
+await mkdir(join(work, 'activity'), { recursive: true })
+for (let i = 0; i < 6; i++) await writeFile(join(work, 'activity', `media-${i}.ogg`), bytes(`media${i}`, 4_000_000))
+await writeFile(join(work, 'activity', 'activity.info'), '[Activity]\nname = Sample\nactivity_version = 7\n')
+const act = xo(['--data', laptops[0]!.data, 'add', join(work, 'activity'), '--name', 'sample-activity-7', '--kind', 'activity'])
+
+say(`The other laptops ask for it (xo-mesh fetch ${act.slice(0, 12)}...) and fetch from every peer that has blocks`)
+for (const l of laptops.slice(1)) xo(['--data', l.data, 'fetch', act])
+interface BuildProgress { complete: boolean, bytes: number, have_bytes: number, sources: Array<{ peerId: string, bytes: number }> }
+const names = new Map(laptops.map(l => [l.peerId!, l.name]))
+const started = Date.now()
+const tty = process.stdout.isTTY
+let lines = 0
+for (;;) {
+  const ps = await Promise.all(laptops.slice(1).map(async l => await apiGet(l.data, `/builds/${act}`).catch(() => undefined) as BuildProgress | undefined))
+  const rows = ps.map((p, i) => {
+    const frac = p !== undefined && p.bytes > 0 ? p.have_bytes / p.bytes : 0
+    const bar = '#'.repeat(Math.round(frac * 30)).padEnd(30, '.')
+    const from = (p?.sources ?? []).filter(s => s.bytes > 0).map(s => names.get(s.peerId) ?? s.peerId.slice(-6)).join(', ')
+    return `  ${laptops[i + 1]!.name}  [${bar}] ${(frac * 100).toFixed(0).padStart(3)}%  ${p?.complete === true ? 'complete' : 'fetching'}  from ${from === '' ? '-' : from}`
+  })
+  const done = ps.every(p => p?.complete === true)
+  if (tty || done) {
+    if (tty && lines > 0) process.stdout.write(`\x1b[${lines}A`)
+    process.stdout.write(rows.map(r => tty ? r + '\x1b[K' : r).join('\n') + '\n')
+    lines = rows.length
+  }
+  if (done) break
+  if (Date.now() - started > 120_000) throw new Error('demo: the build did not spread within two minutes (see .demo/xo-N/agent.log)')
+  await new Promise(resolve => setTimeout(resolve, 300))
+}
+process.stdout.write(`  all ${LAPTOPS - 1} laptops complete in ${((Date.now() - started) / 1000).toFixed(1)} s; xo-1 alone, at its upload cap, would need ${(4 * 24_000_000 / UPLOAD_RATE).toFixed(0)} s\n`)
+
+say('Each laptop\'s status')
+for (const l of laptops) {
+  process.stdout.write(`-- ${l.name}\n`)
+  xo(['--data', l.data, 'status'])
+}
+say(`Who sent what: xo-${LAPTOPS}'s peers`)
+xo(['--data', laptops[LAPTOPS - 1]!.data, 'peers'])
+
+// A clean shutdown: each agent closes its connections and store on SIGTERM.
+await Promise.all(laptops.map(async l => await new Promise<void>(resolve => {
+  if (l.proc === undefined || l.proc.exitCode !== null) return resolve()
+  const timer = setTimeout(() => { l.proc?.kill('SIGKILL'); resolve() }, 10_000)
+  l.proc.once('exit', () => { clearTimeout(timer); resolve() })
+  l.proc.kill('SIGTERM')
+})))
 say('Done')
-process.stdout.write(`Everything is under ${relative(repo, work)}/. The mesh agent and its dashboard come with the next layers.\n`)
+process.stdout.write(`Everything is under ${relative(repo, work)}/. The election of a school server and the dashboards come with the next layers.\n`)

@@ -1,0 +1,25 @@
+// The README's first command must keep working: `npm run demo` runs to the
+// end, the build spreads to all four laptops, and no agent is left running.
+import { strict as assert } from 'node:assert'
+import { spawnSync } from 'node:child_process'
+import { join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const repo = resolve(fileURLToPath(import.meta.url), '../../..')
+
+describe('npm run demo', function () {
+  this.timeout(180_000)
+
+  it('narrates the USB round trip and a build spreading to four laptops, then stops its agents', () => {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', join(repo, 'scripts', 'demo.ts')], { cwd: repo, encoding: 'utf8', timeout: 170_000 })
+    assert.equal(r.status, 0, r.stderr)
+    assert.match(r.stdout, /verify/)
+    const rows = r.stdout.split('\n').filter(l => /^ {2}xo-\d {2}\[#+\] 100% {2}complete/.test(l))
+    assert.equal(rows.length, 4, r.stdout)
+    assert.match(r.stdout, /all 4 laptops complete in [\d.]+ s/)
+    // every laptop fetched from more than one peer: the build spread, not a star
+    for (const row of rows) assert.ok(row.split('from ')[1]!.split(', ').length >= 2, row)
+    const left = spawnSync('pgrep', ['-f', join(repo, '.demo')], { encoding: 'utf8' })
+    assert.equal(left.stdout.trim(), '', 'agents left running')
+  })
+})
