@@ -206,7 +206,7 @@ const agreed = async (running: Laptop[], what: string, timeoutMs: number): Promi
 
 const first = await agreed(laptops, 'the classroom to elect a school server', 30_000)
 say(`The classroom elected ${first.server.name} as its school server (term ${first.term}): the only laptop on AC power`)
-process.stdout.write('  every agent signs a claim of its facts each heartbeat (2 s); the best by pinned > uplink > AC > battery > disk > uptime serves\n')
+process.stdout.write('  every agent signs a claim of its facts each heartbeat (1 s here); the best by pinned > uplink > AC > battery > disk > uptime serves\n')
 xo(['--data', laptops[0]!.data, 'peers'])
 
 say(`${first.server.name} is switched off without warning (SIGKILL); the others elect a new server`)
