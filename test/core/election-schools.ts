@@ -42,7 +42,7 @@ export const arbSchool = fc.record({
   density: fc.constantFrom(0, 0.15, 0.3, 0.6, 1),
   events: fc.array(arbEvent, { minLength: 1, maxLength: 7 }),
   crashNoticed: fc.constantFrom(0, 0.5, 1),
-  wire: fc.constantFrom(false, false, false, true)
+  wire: fc.constantFrom(false, false, false, false, false, false, false, true)
 })
 
 export type School = typeof arbSchool extends fc.Arbitrary<infer T> ? T : never

@@ -86,10 +86,16 @@ describe('school server election between agent processes', function () {
   it('elects exactly one server, the best by capability, and every agent agrees (xo-mesh status --json)', async () => {
     const r = await agreed(names, 20_000, 'b')
     assert.ok(r.term >= 1)
-    // and the CLI says the same
-    const s = await Promise.all(names.map(async n => await statusOf(dir(n))))
+    // and the CLI says the same (for the server and one other; the API for all)
+    const s = await Promise.all(names.map(async n => await statusOfAgent(agents.get(n)!)))
     assert.deepEqual(s.map(x => x.role), ['peer', 'server', 'peer', 'peer'])
     assert.ok(s.every(x => x.server === agents.get('b')!.peerId && x.term === r.term))
+    for (const n of ['a', 'b']) {
+      const cli = await statusOf(dir(n))
+      assert.equal(cli.role, n === 'b' ? 'server' : 'peer')
+      assert.equal(cli.server, agents.get('b')!.peerId)
+      assert.equal(cli.term, r.term)
+    }
     // peers shows each neighbour's facts
     const peers = (await apiGet(await agents.get('a')!.started(), '/peers')).body as { peers: Array<{ peerId: string, capability: { ac: boolean, battery: number, pinned: boolean } | null }> }
     const b = peers.peers.find(p => p.peerId === agents.get('b')!.peerId)

@@ -14,7 +14,8 @@ import type { Capability } from './capability.ts'
 import type { Claim, ElectionMessage, SignedClaim } from './messages.ts'
 
 const FRAME_CLAIMS = 1
-const CONTEXT = new TextEncoder().encode(SIGNATURE_CONTEXT)
+const UTF8 = new TextEncoder()
+const CONTEXT = UTF8.encode(SIGNATURE_CONTEXT)
 
 // ---- encoding ---------------------------------------------------------------
 
@@ -79,7 +80,8 @@ export function frameSize (m: ElectionMessage): number {
 
 function checkClaim (c: Claim, fail: (why: string) => never): void {
   if (c.peer.length === 0) fail('no peer')
-  if (new TextEncoder().encode(c.peer).length > MAX_PEER_ID_LENGTH) fail(`peer id exceeds ${MAX_PEER_ID_LENGTH} bytes`)
+  // UTF-8 takes at most 3 bytes per UTF-16 unit: encode only when it could be too long
+  if (c.peer.length * 3 > MAX_PEER_ID_LENGTH && UTF8.encode(c.peer).length > MAX_PEER_ID_LENGTH) fail(`peer id exceeds ${MAX_PEER_ID_LENGTH} bytes`)
   for (const [k, v] of [['incarnation', c.incarnation], ['seq', c.seq], ['term', c.term], ['freeDiskMiB', c.capability.freeDiskMiB], ['uptimeS', c.capability.uptimeS]] as const) {
     if (!Number.isSafeInteger(v) || v < 0) fail(`${k} ${v} is not a non-negative safe integer`)
   }
