@@ -30,7 +30,7 @@ declare module '../events.ts' {
   }
 }
 
-export interface ElectionInit {
+export interface ElectionDriverInit {
   /** Reads this agent's facts (the agent knows where: /sys, statfs, the upstream check). */
   facts: () => Capability | Promise<Capability>
   /** How often the facts are re-read, ms (default 10 000). */
@@ -63,7 +63,7 @@ export class ElectionDriver implements MeshComponent {
   readonly name = 'election'
   core: Election | undefined
   private readonly c: MeshComponents
-  private readonly init: ElectionInit
+  private readonly init: ElectionDriverInit
   private readonly log: Logger
   private readonly links = new Map<string, Link>()
   private readonly bans = new Map<string, { until: number, reason: string, at: string }>()
@@ -80,7 +80,7 @@ export class ElectionDriver implements MeshComponent {
   private changes = 0
   private lastChange: string | null = null
 
-  constructor (components: MeshComponents, init: ElectionInit) {
+  constructor (components: MeshComponents, init: ElectionDriverInit) {
     this.c = components
     this.init = init
     this.log = components.logger.child('election')

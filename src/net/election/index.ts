@@ -6,11 +6,11 @@
 // streams, reports role, server and term in the status and each neighbour's
 // facts in /peers, and emits 'election:role' on the event bus.
 import type { ComponentFactory } from '../component.ts'
-import { ElectionDriver, type ElectionInit } from './driver.ts'
+import { ElectionDriver, type ElectionDriverInit } from './driver.ts'
 
-export { ElectionDriver, type ElectionInit } from './driver.ts'
+export { ElectionDriver, type ElectionDriverInit } from './driver.ts'
 export { ed25519Authenticator } from './keys.ts'
 
-export function election (init: ElectionInit): ComponentFactory<ElectionDriver> {
+export function election (init: ElectionDriverInit): ComponentFactory<ElectionDriver> {
   return components => new ElectionDriver(components, init)
 }
