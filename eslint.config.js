@@ -26,7 +26,8 @@ export default tseslint.config(
     }
   },
   { files: ['src/content/**/*.ts'], rules: forbid(['cli', 'agent', 'net', 'core'], libp2p) },
-  { files: ['src/core/**/*.ts'], rules: forbid(['cli', 'agent', 'net'], libp2p) },
+  { files: ['src/trust/**/*.ts'], rules: forbid(['cli', 'agent', 'net', 'core'], libp2p) },
+  { files: ['src/core/**/*.ts'], rules: forbid(['cli', 'agent', 'net', 'trust'], libp2p) },
   { files: ['src/net/**/*.ts'], rules: forbid(['cli', 'agent']) },
   { files: ['src/agent/**/*.ts'], rules: forbid(['cli']) },
   { files: ['sim/**/*.ts'], rules: forbid(['cli', 'agent', 'net'], libp2p) },

@@ -20,7 +20,9 @@ import { parseHostPort } from './config.ts'
 import { API_FILE } from './constants.ts'
 import { ListenError } from './errors.ts'
 import { loadIdentity } from './identity.ts'
+import { LiveFeed } from './live.ts'
 import { DataDirLock } from './lock.ts'
+import { dashboardPages } from './pages.ts'
 import { addCoreRoutes } from './routes.ts'
 
 export interface AgentInit {
@@ -85,7 +87,7 @@ export class Agent {
     this.lock = lock
     this.node = node
     const events = new EventBus((name, err) => { this.log.error('event listener failed', { event: name, error: err }) })
-    this.api = new ApiServer(init.logger)
+    this.api = new ApiServer(init.logger, { pages: dashboardPages() })
     this.dialer = new PeerDialer({ node, logger: init.logger, events }, {
       backoffMinMs: init.config.dial.backoff_min_s * 1000,
       backoffMaxMs: init.config.dial.backoff_max_s * 1000
@@ -127,6 +129,11 @@ export class Agent {
     const { node, events } = this.components
     const started = Date.now()
     addCoreRoutes(this.api, { node, repo: this.components.repo, dialer: this.dialer, traffic: this.components.traffic, components: () => this.parts, startedAt: started, version: VERSION })
+    // the dashboard's feed keeps the bus's recent events from here on
+    const live = new LiveFeed({ events, read: async path => await this.api.get(path), logger: this.log })
+    live.addRoutes(this.api)
+    live.start()
+    this.undo.push({ what: 'live feed', fn: () => { live.stop() } })
     for (const factory of factories) this.parts.push(factory(this.components))
     for (const part of this.parts) await part.beforeStart?.()
 

@@ -9,9 +9,13 @@
 //   the API's own origin: a page elsewhere cannot drive the agent (CSRF);
 // - bodies are read only as application/json (an HTML form cannot send that
 //   without a CORS preflight, which is never answered).
+//
+// Outside /api/v1 it serves the dashboard's files (a PageSource, read only
+// when first asked for), under the same checks and a strict
+// Content-Security-Policy.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { isIP } from 'node:net'
-import { ApiError, type ApiHandler, type ApiMethod, type ApiReply, type ApiRoutes } from '../net/component.ts'
+import { ApiError, type ApiHandler, type ApiMethod, type ApiReply, type ApiRoutes, type ServerSentEvent } from '../net/component.ts'
 import type { Logger } from '../net/logger.ts'
 import { ListenError } from './errors.ts'
 
@@ -20,6 +24,9 @@ export const API_PREFIX = '/api/v1'
 export const MAX_BODY = 64 * 1024
 
 interface Route { method: ApiMethod, segments: string[], handler: ApiHandler }
+
+/** A static file of the dashboard, or undefined when there is none at `pathname`. */
+export type PageSource = (pathname: string) => Promise<{ type: string, body: Buffer } | undefined>
 
 export function isLoopback (host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host)
@@ -38,9 +45,11 @@ export class ApiServer implements ApiRoutes {
   private server?: Server
   private readonly closing = new AbortController()
   private bound?: { host: string, port: number }
+  private readonly pages: PageSource | undefined
 
-  constructor (logger: Logger) {
+  constructor (logger: Logger, options: { pages?: PageSource } = {}) {
     this.log = logger.child('api')
+    this.pages = options.pages
   }
 
   add (method: ApiMethod, path: string, handler: ApiHandler): void {
@@ -49,6 +58,36 @@ export class ApiServer implements ApiRoutes {
       r.segments.every((s, i) => s === segments[i] || (s.startsWith(':') && segments[i]!.startsWith(':')))
     if (this.routes.some(same)) throw new Error(`API route ${method} ${path} is already taken`)
     this.routes.push({ method, segments, handler })
+  }
+
+  /** The route of `method` on `pathname` (relative to /api/v1) with its parameters; the methods allowed there; undefined when no route has that path. */
+  private match (method: string, pathname: string): { route?: Route, params: Record<string, string>, allow: string[] } | undefined {
+    let segments: string[]
+    try {
+      segments = pathname.split('/').filter(s => s !== '').map(decodeURIComponent)
+    } catch {
+      throw new ApiError(400, 'the path is not valid percent-encoding')
+    }
+    const matching = this.routes.filter(r => r.segments.length === segments.length && r.segments.every((s, i) => s.startsWith(':') || s === segments[i]))
+    if (matching.length === 0) return undefined
+    const route = matching.find(r => r.method === method)
+    const params: Record<string, string> = {}
+    route?.segments.forEach((s, i) => { if (s.startsWith(':')) params[s.slice(1)] = segments[i]! })
+    return { ...(route !== undefined ? { route } : {}), params, allow: [...new Set(matching.map(r => r.method))] }
+  }
+
+  /**
+   * Answers GET `path` (relative to /api/v1, e.g. "/status") in-process, as
+   * a client would get it: the live feed reads the same routes the CLI does.
+   * Throws ApiError as the route does, 404 for no route, 500 for a stream.
+   */
+  async get (path: string, signal: AbortSignal = this.closing.signal): Promise<unknown> {
+    const url = new URL(path, 'http://localhost')
+    const m = this.match('GET', url.pathname)
+    if (m?.route === undefined) throw new ApiError(404, `no such endpoint: ${API_PREFIX}${url.pathname}`)
+    const reply = await m.route.handler({ params: m.params, query: url.searchParams, body: undefined, signal })
+    if (!('body' in reply)) throw new ApiError(500, `${url.pathname} is a stream`)
+    return reply.body
   }
 
   /** Listens; resolves with the address actually bound (port 0 picks one). */
@@ -118,19 +157,15 @@ export class ApiServer implements ApiRoutes {
         return send(res, 403, { error: why })
       }
       const url = new URL(req.url ?? '/', 'http://localhost')
-      if (!url.pathname.startsWith(API_PREFIX + '/')) return send(res, 404, { error: `no such endpoint (the API is under ${API_PREFIX}/)` })
-      const segments = url.pathname.slice(API_PREFIX.length).split('/').filter(s => s !== '').map(decodeURIComponent)
-      const matching = this.routes.filter(r => r.segments.length === segments.length && r.segments.every((s, i) => s.startsWith(':') || s === segments[i]))
-      if (matching.length === 0) return send(res, 404, { error: `no such endpoint: ${url.pathname}` })
-      const route = matching.find(r => r.method === req.method)
-      if (route === undefined) {
-        res.setHeader('Allow', [...new Set(matching.map(r => r.method))].join(', '))
+      if (!url.pathname.startsWith(API_PREFIX + '/')) return await this.page(req, res, url.pathname)
+      const m = this.match(req.method ?? 'GET', url.pathname.slice(API_PREFIX.length))
+      if (m === undefined) return send(res, 404, { error: `no such endpoint: ${url.pathname}` })
+      if (m.route === undefined) {
+        res.setHeader('Allow', m.allow.join(', '))
         return send(res, 405, { error: `${req.method} is not allowed on ${url.pathname}` })
       }
-      const params: Record<string, string> = {}
-      route.segments.forEach((s, i) => { if (s.startsWith(':')) params[s.slice(1)] = segments[i]! })
       const body = await readBody(req)
-      const reply = await route.handler({ params, query: url.searchParams, body, signal: controller.signal })
+      const reply = await m.route.handler({ params: m.params, query: url.searchParams, body, signal: controller.signal })
       await this.reply(res, reply, controller.signal)
     } catch (err) {
       if (err instanceof ApiError) return send(res, err.status, { error: err.message })
@@ -142,18 +177,68 @@ export class ApiServer implements ApiRoutes {
     }
   }
 
+  /** A file of the dashboard (GET or HEAD outside /api/v1), or 404. */
+  private async page (req: IncomingMessage, res: ServerResponse, pathname: string): Promise<void> {
+    const file = this.pages !== undefined ? await this.pages(pathname) : undefined
+    if (file === undefined) return send(res, 404, { error: `no such page (the API is under ${API_PREFIX}/)` })
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.setHeader('Allow', 'GET, HEAD')
+      return send(res, 405, { error: `${req.method} is not allowed on ${pathname}` })
+    }
+    res.writeHead(200, { ...HEADERS, ...PAGE_HEADERS, 'Content-Type': file.type, 'Content-Length': file.body.length })
+    res.end(req.method === 'HEAD' ? undefined : file.body)
+  }
+
   private async reply (res: ServerResponse, reply: ApiReply, signal: AbortSignal): Promise<void> {
     if ('body' in reply) return send(res, reply.status ?? 200, reply.body)
+    if ('events' in reply) {
+      // no Content-Length, no compression, no proxy buffering: each event goes out as written
+      res.writeHead(reply.status ?? 200, { ...HEADERS, 'Content-Type': 'text/event-stream; charset=utf-8', 'X-Accel-Buffering': 'no' })
+      res.flushHeaders()
+      for await (const m of reply.events) {
+        if (signal.aborted) break
+        if (!res.write(formatEvent(m))) await drained(res)
+      }
+      res.end()
+      return
+    }
     res.writeHead(reply.status ?? 200, { ...HEADERS, 'Content-Type': 'application/x-ndjson; charset=utf-8' })
     for await (const value of reply.stream) {
       if (signal.aborted) break
-      if (!res.write(JSON.stringify(value) + '\n')) await new Promise(resolve => res.once('drain', resolve))
+      if (!res.write(JSON.stringify(value) + '\n')) await drained(res)
     }
     res.end()
   }
 }
 
+/** Resolves when `res` can take more, or is closed (a client that stopped reading must not hold us for ever). */
+async function drained (res: ServerResponse): Promise<void> {
+  await new Promise<void>(resolve => {
+    const done = (): void => { res.off('drain', done); res.off('close', done); resolve() }
+    res.once('drain', done)
+    res.once('close', done)
+  })
+}
+
+/** One server-sent event in the text/event-stream format (data as one line of JSON). */
+export function formatEvent (m: ServerSentEvent): string {
+  let text = ''
+  if (m.comment !== undefined) text += `: ${m.comment.replace(/[\r\n]+/g, ' ')}\n`
+  if (m.retry !== undefined) text += `retry: ${Math.max(0, Math.round(m.retry))}\n`
+  if (m.id !== undefined) text += `id: ${m.id.replace(/[\r\n\0]+/g, '')}\n`
+  if (m.event !== undefined) text += `event: ${m.event.replace(/[\r\n]+/g, '')}\n`
+  // JSON.stringify escapes CR and LF inside strings: the data is always one line
+  if (m.data !== undefined) text += `data: ${JSON.stringify(m.data)}\n`
+  return text + '\n'
+}
+
 const HEADERS = { 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff' }
+/** The dashboard loads nothing from elsewhere, runs no inline script, and may not be framed. */
+const PAGE_HEADERS = {
+  'Content-Security-Policy': "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  'X-Frame-Options': 'DENY',
+  'Referrer-Policy': 'no-referrer'
+}
 
 function send (res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body, null, 2) + '\n'

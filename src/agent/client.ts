@@ -63,3 +63,60 @@ export async function callAgent (dataDir: string, path: string, options: { body?
     req.end(payload)
   })
 }
+
+/** One server-sent event as followAgent hands it on (data parsed as JSON). */
+export interface AgentEvent { event: string, data: unknown, id?: string }
+
+/**
+ * Follows GET /api/v1<path> of the agent on `dataDir` as server-sent events,
+ * calling `onEvent` for each (heartbeats and unparsable data are skipped).
+ * Resolves when the agent ends the stream or `signal` aborts; rejects like
+ * callAgent when there is no agent or it refuses.
+ */
+export async function followAgent (dataDir: string, path: string, onEvent: (e: AgentEvent) => void, signal?: AbortSignal): Promise<void> {
+  const base = await apiUrlOf(dataDir)
+  await new Promise<void>((resolve, reject) => {
+    const req = request(new URL('/api/v1' + path, base), { headers: { Accept: 'text/event-stream' }, ...(signal !== undefined ? { signal } : {}) }, res => {
+      if ((res.statusCode ?? 500) >= 400) {
+        res.resume()
+        reject(new AgentError('ERR_API', `the agent refused: HTTP ${res.statusCode}`, { exitCode: 1 }))
+        return
+      }
+      let partial = ''
+      res.setEncoding('utf8')
+      res.on('data', (d: string) => {
+        partial += d.replace(/\r\n?/g, '\n')
+        let i: number
+        while ((i = partial.indexOf('\n\n')) >= 0) {
+          const block = partial.slice(0, i)
+          partial = partial.slice(i + 2)
+          let event = 'message'
+          let id: string | undefined
+          const data: string[] = []
+          for (const line of block.split('\n')) {
+            const m = /^([a-z]+): ?(.*)$/.exec(line)
+            if (m === null) continue
+            if (m[1] === 'event') event = m[2]!
+            else if (m[1] === 'data') data.push(m[2]!)
+            else if (m[1] === 'id') id = m[2]!
+          }
+          if (data.length === 0) continue
+          try {
+            onEvent({ event, data: JSON.parse(data.join('\n')), ...(id !== undefined ? { id } : {}) })
+          } catch {
+            // not JSON: not ours to show
+          }
+        }
+      })
+      res.on('end', () => { resolve() })
+      res.on('error', err => { if (signal?.aborted === true) resolve(); else reject(err) })
+    })
+    req.on('error', err => {
+      if (signal?.aborted === true) return resolve()
+      const code = (err as NodeJS.ErrnoException).code
+      if (code === 'ECONNREFUSED' || code === 'ECONNRESET') reject(new NoAgentError(`no agent is running on ${dataDir} (start one with: xo-mesh --data ${dataDir} agent)`))
+      else reject(err)
+    })
+    req.end()
+  })
+}

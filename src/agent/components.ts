@@ -11,6 +11,7 @@
 import { mdnsDiscovery } from '../net/mdns.ts'
 import { blocks } from '../net/blocks/index.ts'
 import { election } from '../net/election/index.ts'
+import { advisory } from '../net/advisory/index.ts'
 import type { ComponentFactory } from '../net/component.ts'
 import type { AgentConfig } from './config.ts'
 import { factsReader } from './facts.ts'
@@ -38,5 +39,9 @@ export function defaultComponents (config: AgentConfig, dataDir: string): Compon
       batteryMargin: e.battery_margin
     }
   })(components))
+  // after blocks: the builds it advises are handed to the exchange as it starts
+  const a = config.advisory
+  const device = Object.fromEntries(Object.entries({ school: a.school, group: a.group, model: a.model, serial: a.serial }).filter(([, v]) => v !== null)) as { school?: string, group?: string, model?: string, serial?: string }
+  list.push(advisory({ ...(a.root_key !== null ? { rootKey: new Uint8Array(Buffer.from(a.root_key, 'hex')) } : {}), device }))
   return list
 }

@@ -58,6 +58,16 @@ export interface AgentConfig {
     battery_margin: number
     facts_interval_s: number
   }
+  /** The deployment channel (docs/deployment.md): the root key this laptop trusts and what it is, for targets. */
+  advisory: {
+    /** The deployment's root public key, 64 hex digits (root.pub of `xo-mesh deploy keygen`); null: advisories off. */
+    root_key: string | null
+    school: string | null
+    group: string | null
+    /** Hardware model as advisories name it: "XO-1.5", "XO-1.75", "XO-4", … */
+    model: string | null
+    serial: string | null
+  }
 }
 
 export function defaultConfig (): AgentConfig {
@@ -83,7 +93,8 @@ export function defaultConfig (): AgentConfig {
       hold_s: D.DEFAULT_ELECTION_HOLD_S,
       battery_margin: D.DEFAULT_ELECTION_BATTERY_MARGIN,
       facts_interval_s: D.DEFAULT_ELECTION_FACTS_INTERVAL_S
-    }
+    },
+    advisory: { root_key: null, school: null, group: null, model: null, serial: null }
   }
 }
 
@@ -137,9 +148,16 @@ export const CONFIG_TEMPLATE = `# xo-mesh agent configuration (docs/agent.md). E
 #   hold_s: ${D.DEFAULT_ELECTION_HOLD_S}                     # a clearly better candidate takes over after this long
 #   battery_margin: ${D.DEFAULT_ELECTION_BATTERY_MARGIN}              # battery points that make a candidate clearly better
 #   facts_interval_s: ${D.DEFAULT_ELECTION_FACTS_INTERVAL_S}            # re-read power, battery, disk and uptime this often
+
+# advisory:                      # the deployment channel (docs/deployment.md)
+#   root_key: null               # the deployment's root public key (64 hex digits, its root.pub); null: advisories off
+#   school: null                 # what this laptop is, matched against advisories' targets
+#   group: null
+#   model: null                  # XO-1.5, XO-1.75, XO-4, …
+#   serial: null
 `
 
-type Shape = { [k: string]: 'string' | 'strings' | 'multiaddrs' | 'boolean' | 'number' | 'integer' | 'rate' | 'level' | 'nullable-string' | 'hostport' | 'seconds' | 'power' | 'nullable-percent' | 'nullable-upstream' | Shape }
+type Shape = { [k: string]: 'string' | 'strings' | 'multiaddrs' | 'boolean' | 'number' | 'integer' | 'rate' | 'level' | 'nullable-string' | 'text-or-null' | 'hostport' | 'seconds' | 'power' | 'nullable-percent' | 'nullable-upstream' | Shape }
 
 const SHAPE: Shape = {
   listen: 'multiaddrs',
@@ -163,7 +181,8 @@ const SHAPE: Shape = {
     hold_s: 'number',
     battery_margin: 'integer',
     facts_interval_s: 'number'
-  }
+  },
+  advisory: { root_key: 'text-or-null', school: 'text-or-null', group: 'text-or-null', model: 'text-or-null', serial: 'text-or-null' }
 }
 
 /** Splits "host:port" / "[v6]:port"; throws ConfigError. */
@@ -201,6 +220,7 @@ function check (kind: Shape[string], value: unknown, key: string, src: string): 
       parseUpstream(value as string, `${src}: ${key}`)
       break
     case 'nullable-string': if (value !== null && (typeof value !== 'string' || value === '')) bad('a file name or null'); break
+    case 'text-or-null': if (value !== null && (typeof value !== 'string' || value === '')) bad('a string or null'); break
     case 'level': if (!LOG_LEVELS.includes(value as LogLevel)) bad(LOG_LEVELS.join(', ')); break
     case 'hostport': if (typeof value !== 'string') bad('"HOST:PORT"'); parseHostPort(value as string, `${src}: ${key}`); break
     case 'strings': if (!Array.isArray(value) || !value.every(s => typeof s === 'string')) bad('a list of strings'); break
@@ -283,6 +303,7 @@ export async function parseConfig (text: string, src = 'config.yaml'): Promise<A
   const config = merge(defaultConfig(), doc)
   if (config.dial.backoff_max_s < config.dial.backoff_min_s) throw new ConfigError(`${src}: dial.backoff_max_s is smaller than dial.backoff_min_s`)
   if (config.election.failure_timeout_s <= config.election.heartbeat_s) throw new ConfigError(`${src}: election.failure_timeout_s must exceed election.heartbeat_s (a peer would be declared gone between two of its heartbeats)`)
+  if (config.advisory.root_key !== null && !/^[0-9a-fA-F]{64}$/.test(config.advisory.root_key)) throw new ConfigError(`${src}: advisory.root_key must be 64 hex digits (the deployment's root.pub), got ${JSON.stringify(config.advisory.root_key)}`)
   return config
 }
 

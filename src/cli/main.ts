@@ -17,6 +17,9 @@ import { Progress, humanBytes } from './progress.ts'
 import { addAgentCommand } from './agent.ts'
 import { addMeshCommands } from './mesh.ts'
 import { addFetchCommand } from './fetch.ts'
+import { addEventsCommand } from './events.ts'
+import { addDeployCommands } from './deploy.ts'
+import { TrustError } from '../trust/errors.ts'
 
 interface Globals { data?: string, json?: boolean }
 
@@ -221,12 +224,14 @@ program.command('diff')
 addAgentCommand(program)
 addMeshCommands(program)
 addFetchCommand(program)
+addEventsCommand(program)
+addDeployCommands(program)
 
 async function main (): Promise<void> {
   try {
     await program.parseAsync(process.argv)
   } catch (err) {
-    if (err instanceof ContentError) {
+    if (err instanceof ContentError || err instanceof TrustError) {
       process.stderr.write(`xo-mesh: ${err.message}\n`)
       process.exitCode = err instanceof IncompleteBuildError ? 4 : 1
     } else {

@@ -8,6 +8,17 @@ import { callAgent } from '../agent/client.ts'
 import type { IdReply, PeersReply, StatusReply } from '../agent/routes.ts'
 import { reportAgentErrors } from './agent.ts'
 import { humanBytes } from './progress.ts'
+import type { BuildProgress } from '../net/blocks/index.ts'
+
+/** Rate and sources of the builds in progress (GET /builds, as the dashboard reads them); empty without the block exchange. */
+async function progressByCid (dataDir: string): Promise<Map<string, BuildProgress>> {
+  try {
+    const r = await callAgent(dataDir, '/builds') as { builds: BuildProgress[] }
+    return new Map(r.builds.map(b => [b.cid, b]))
+  } catch {
+    return new Map()
+  }
+}
 
 function out (text: string): void {
   process.stdout.write(text + '\n')
@@ -61,8 +72,10 @@ export function addMeshCommands (program: Command): void {
         out(`peers    ${s.peers.length}`)
         for (const p of s.peers) out(`  ${p.peerId}  ${p.addrs[0] ?? ''}`)
         out(`builds   ${s.builds.length}`)
+        const progress = s.builds.some(b => !b.complete) ? await progressByCid(dataDir) : new Map<string, BuildProgress>()
         for (const b of s.builds) {
-          const state = b.complete ? 'complete' : `${humanBytes(b.have_bytes)} of ${humanBytes(b.bytes)}`
+          const p = progress.get(b.cid)
+          const state = b.complete ? 'complete' : `${humanBytes(b.have_bytes)} of ${humanBytes(b.bytes)}${p !== undefined ? `, ${humanBytes(p.rate)}/s from ${p.sources.length} peer(s)` : ''}`
           out(`  ${b.cid}  ${b.name}  ${humanBytes(b.bytes)}  ${state}`)
         }
       })

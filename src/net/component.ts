@@ -100,13 +100,26 @@ export interface ApiRequest {
   signal: AbortSignal
 }
 
+/** One message of a server-sent event stream: `event`/`data` (JSON), or a `comment` (a heartbeat). */
+export interface ServerSentEvent {
+  event?: string
+  data?: unknown
+  id?: string
+  /** Reconnection delay the browser should use, ms. */
+  retry?: number
+  comment?: string
+}
+
 /**
- * A handler's answer: a JSON body, or a stream of JSON values sent as NDJSON
- * (one per line, flushed as produced: progress for `fetch --wait`).
+ * A handler's answer: a JSON body, a stream of JSON values sent as NDJSON
+ * (one per line, flushed as produced: progress for `fetch --wait`), or
+ * server-sent events (text/event-stream: the dashboard's live feed). A
+ * stream's iterator should end when the request's signal aborts.
  */
 export type ApiReply =
   | { status?: number, body: unknown }
   | { status?: number, stream: AsyncIterable<unknown> }
+  | { status?: number, events: AsyncIterable<ServerSentEvent> }
 
 export type ApiHandler = (req: ApiRequest) => ApiReply | Promise<ApiReply>
 

@@ -18,6 +18,12 @@ export interface MeshEvents {
   'self:addresses': { addrs: string[] }
   /** A build was noted complete in the data directory (by `xo-mesh add`, `import`, a driver). */
   'build:added': { cid: string, name: string }
+  /** A build was asked for (`xo-mesh fetch`, POST /fetch): the block exchange fetches what is missing. */
+  'build:fetch': { cid: string, priority: number }
+  /** The block exchange gave up on a build (its record or manifest is not what its CID names). */
+  'build:failed': { cid: string, reason: string }
+  /** A build should be held here (an advisory targets this laptop): the block exchange fetches it. maxBytes: its signed size. */
+  'build:want': { cid: string, priority: number, maxBytes: number }
 }
 
 export type Unsubscribe = () => void
@@ -28,6 +34,7 @@ export type Unsubscribe = () => void
  */
 export class EventBus<E extends object = MeshEvents> {
   private readonly listeners = new Map<keyof E, Set<(detail: never) => void>>()
+  private readonly anyListeners = new Set<(name: keyof E & string, detail: E[keyof E]) => void>()
   private readonly onError: (name: string, err: unknown) => void
 
   constructor (onError: (name: string, err: unknown) => void = () => {}) {
@@ -42,13 +49,25 @@ export class EventBus<E extends object = MeshEvents> {
     return () => { set.delete(fn as (detail: never) => void) }
   }
 
-  /** Calls every listener of `name` now, in subscription order. */
+  /** Calls `fn` for every event of any name, after that name's own listeners (the dashboard's recent events). */
+  onAny (fn: (name: keyof E & string, detail: E[keyof E]) => void): Unsubscribe {
+    this.anyListeners.add(fn)
+    return () => { this.anyListeners.delete(fn) }
+  }
+
+  /** Calls every listener of `name` now, in subscription order, then those of onAny. */
   emit<K extends keyof E> (name: K, detail: E[K]): void {
     const set = this.listeners.get(name)
-    if (set === undefined) return
-    for (const fn of [...set]) {
+    for (const fn of [...(set ?? [])]) {
       try {
         (fn as (detail: E[K]) => void)(detail)
+      } catch (err) {
+        this.onError(String(name), err)
+      }
+    }
+    for (const fn of [...this.anyListeners]) {
+      try {
+        fn(name as keyof E & string, detail)
       } catch (err) {
         this.onError(String(name), err)
       }

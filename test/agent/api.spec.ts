@@ -44,6 +44,7 @@ describe('local HTTP API server', () => {
   it('answers 404 outside the API and for unknown routes, 405 with Allow for a wrong method', async () => {
     assert.equal((await call(port, '/')).status, 404)
     assert.equal((await call(port, '/api/v1/nothing')).status, 404)
+    assert.equal((await call(port, '/api/v1/hello/%E0%A4%A')).status, 400)
     const r = await call(port, '/api/v1/echo')
     assert.equal(r.status, 405)
     assert.equal(r.headers.allow, 'POST')

@@ -4,6 +4,7 @@
 //                                  remembered across restarts until complete (202)
 //   GET  /builds/:cid              progress: phase, have/total bytes and leaves,
 //                                  sources (bytes stored from each peer), rate
+//   GET  /builds                   the same for every build held here
 //
 // Per-peer block counters go into GET /peers (peerInfo) and builds in progress
 // into GET /status (status().builds).
@@ -11,6 +12,9 @@ import { ApiError, type ApiRoutes } from '../component.ts'
 import { parseCid } from '../../content/cid.ts'
 import type { Repo } from '../../content/repo.ts'
 import type { BlocksDriver, BuildProgress } from './driver.ts'
+
+/** GET /api/v1/builds */
+export interface BuildsReply { builds: BuildProgress[] }
 
 function cidParam (text: unknown): string {
   if (typeof text !== 'string' || text.trim() === '') throw new ApiError(400, 'give the build as {"cid": "<cid>"}')
@@ -38,6 +42,8 @@ export function addBlocksRoutes (api: ApiRoutes, driver: BlocksDriver, repo: Rep
     driver.hold(cid, priority as number, true)
     return { status: 202, body: driver.progress(cid) }
   })
+
+  api.add('GET', '/builds', () => ({ body: { builds: driver.progressAll() } satisfies BuildsReply }))
 
   api.add('GET', '/builds/:cid', async req => {
     const cid = cidParam(req.params.cid)

@@ -82,6 +82,8 @@ interface Held {
   sources: Map<string, { bytes: number, blocks: number }>
   /** [Date.now(), haveBytes], one a second while fetching. */
   samples: Array<[number, number]>
+  /** The size an advisory signs for it: a build whose leaves take more is not fetched (TUF's endless data). */
+  maxBytes: number | undefined
 }
 
 /** GET /api/v1/builds/:cid and POST /api/v1/fetch reply. */
@@ -193,6 +195,8 @@ export class BlocksDriver implements MeshComponent {
     this.unsubscribe.push(events.on('peer:connect', ({ peerId }) => { void this.openSession(peerId) }))
     this.unsubscribe.push(events.on('peer:disconnect', ({ peerId }) => { this.sessions.get(peerId)?.end('disconnected') }))
     this.unsubscribe.push(events.on('build:added', ({ cid }) => { this.noteIndexed(cid) }))
+    // an advisory for this laptop (src/net/advisory): fetch the build like `xo-mesh fetch` would
+    this.unsubscribe.push(events.on('build:want', ({ cid, priority, maxBytes }) => { this.hold(cid, priority, true, maxBytes) }))
     // builds already complete here are announced; fetches a restart interrupted resume
     for (const b of await this.c.repo.builds()) this.noteIndexed(b.cid)
     for (const { cid, priority } of await this.readFetching()) {
@@ -307,6 +311,7 @@ export class BlocksDriver implements MeshComponent {
         const h = this.held.get(cidKey(o.root))
         if (h !== undefined) h.failed = o.reason
         this.log.warn('cannot exchange a build', { cid: h?.text ?? String(CID.decode(o.root)), reason: o.reason })
+        this.c.events.emit('build:failed', { cid: h?.text ?? String(CID.decode(o.root)), reason: o.reason })
         return
       }
       case 'available': {
@@ -477,8 +482,14 @@ export class BlocksDriver implements MeshComponent {
           h.space = r.space
           h.name = r.space.record.name
         }
-        const have = await leavesHeld(this.store, r.space)
-        result = { type: 'loaded', root, result: { status: 'ready', manifest: r.space.manifest.map(c => c.bytes), sizes: r.space.sizes, have: have.bitfield } }
+        if (h?.maxBytes !== undefined && r.space.totalBytes > h.maxBytes) {
+          const reason = `its leaves take ${r.space.totalBytes} bytes, more than the ${h.maxBytes} its advisory signs (endless data): not fetched`
+          this.log.warn('advised build refused', { cid: h.text, reason })
+          result = { type: 'loaded', root, result: { status: 'failed', reason } }
+        } else {
+          const have = await leavesHeld(this.store, r.space)
+          result = { type: 'loaded', root, result: { status: 'ready', manifest: r.space.manifest.map(c => c.bytes), sizes: r.space.sizes, have: have.bitfield } }
+        }
       }
     } catch (err) {
       result = { type: 'loaded', root, result: { status: 'failed', reason: `reading the store failed: ${(err as Error).message}` } }
@@ -651,13 +662,13 @@ export class BlocksDriver implements MeshComponent {
   // ---- builds -----------------------------------------------------------------
 
   /** Holds a build: announce it if complete, fetch what is missing. With `wanted`, remembered across restarts until complete. */
-  hold (cidText: string, priority = 0, wanted = false): void {
+  hold (cidText: string, priority = 0, wanted = false, maxBytes?: number): void {
     const cid = parseCid(cidText)
     if (cid.code !== DAG_CBOR || cid.version !== 1) throw new ApiError(400, `${cidText} is not a build (a build is named by the CIDv1 of its dag-cbor record)`)
     const key = cidKey(cid.bytes)
     let h = this.held.get(key)
     if (h === undefined) {
-      h = { cid, text: cid.toString(), key, priority, wanted: false, space: undefined, name: undefined, startedAt: Date.now(), completedAt: undefined, failed: undefined, sources: new Map(), samples: [] }
+      h = { cid, text: cid.toString(), key, priority, wanted: false, space: undefined, name: undefined, startedAt: Date.now(), completedAt: undefined, failed: undefined, sources: new Map(), samples: [], maxBytes: undefined }
       this.held.set(key, h)
     } else if (h.failed !== undefined) {
       // asked again after a failure: start over
@@ -665,9 +676,13 @@ export class BlocksDriver implements MeshComponent {
       h.startedAt = Date.now()
     }
     h.priority = priority
+    if (maxBytes !== undefined) h.maxBytes = Math.min(maxBytes, h.maxBytes ?? Infinity)
     if (wanted && !h.wanted) {
       h.wanted = true
-      if (h.completedAt === undefined) void this.writeFetching(h)
+      if (h.completedAt === undefined) {
+        void this.writeFetching(h)
+        this.c.events.emit('build:fetch', { cid: h.text, priority })
+      }
     }
     this.input({ type: 'hold', root: cid.bytes, priority })
   }
@@ -825,6 +840,12 @@ export class BlocksDriver implements MeshComponent {
       completed: h.completedAt !== undefined ? new Date(h.completedAt).toISOString() : null,
       error: h.failed ?? null
     }
+  }
+
+  /** Progress of every build held here (fetching first, then by name). */
+  progressAll (): BuildProgress[] {
+    const all = [...this.held.values()].map(h => this.progress(h.text)!)
+    return all.sort((a, b) => Number(a.complete) - Number(b.complete) || (a.name ?? '').localeCompare(b.name ?? '') || a.cid.localeCompare(b.cid))
   }
 
   /** Block counters and exchange state of a peer, for GET /api/v1/peers. */

@@ -9,6 +9,7 @@ import { addBlocksRoutes } from './api.ts'
 import { BlocksDriver, type BlocksInit } from './driver.ts'
 
 export { BlocksDriver, type BlocksInit, type BuildProgress, type PeerCounters } from './driver.ts'
+export type { BuildsReply } from './api.ts'
 
 export function blocks (init: BlocksInit = {}): ComponentFactory<BlocksDriver> {
   return components => {

@@ -1,0 +1,15 @@
+/**
+ * The sans-IO core of the advisory protocol, /xo-mesh/advisory/1.0.0
+ * (protocols/advisory.md): Trickle adverts of the snapshot each agent holds,
+ * pull on mismatch, adopt only what the injected verify accepts at a higher
+ * version. A driver (libp2p, the simulator, a test harness) creates one
+ * Advisory per agent and frames messages with encodeMessage/decodeMessage.
+ */
+export { Advisory } from './advisory.ts'
+export type { AdvisoryInit, AdvisoryInput, AdvisoryOutput, Held, Verify, VerifyResult } from './advisory.ts'
+export { Trickle } from './trickle.ts'
+export type { TrickleParams } from './trickle.ts'
+export { encodeMessage, decodeMessage } from './codec.ts'
+export { InvalidMessageError } from '../wire/errors.ts'
+export type * from './messages.ts'
+export * from './constants.ts'
