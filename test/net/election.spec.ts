@@ -48,8 +48,10 @@ describe('school server election between agent processes', function () {
 
   /** Waits until the running agents (by name) agree on one server that reports itself as such; returns its name and the term. */
   const agreed = async (running: string[], timeoutMs: number, want?: string): Promise<{ server: string, term: number, at: number }> => {
+    let last: Status[] = []
     return await until(`${running.join(',')} to agree on ${want ?? 'one server'}`, timeoutMs, async () => {
       const s = await Promise.all(running.map(async n => await statusOfAgent(agents.get(n)!)))
+      last = s
       const servers = s.filter(x => x.role === 'server')
       if (servers.length !== 1) return undefined
       const id = servers[0]!.peerId
@@ -57,7 +59,10 @@ describe('school server election between agent processes', function () {
       const name = running.find(n => agents.get(n)!.peerId === id)!
       if (want !== undefined && name !== want) return undefined
       return { server: name, term: servers[0]!.term, at: Date.now() }
-    }, 100)
+    }, 100).catch(err => {
+      const who = (id: string | null): string => [...agents].find(([, p]) => p.peerId === id)?.[0] ?? String(id)
+      throw new Error(`${(err as Error).message}; last seen: ${last.map(x => `${who(x.peerId)} ${x.role} follows ${who(x.server)} term ${x.term}`).join(', ')}`)
+    })
   }
 
   before(async () => {
