@@ -130,12 +130,15 @@ say(`A classroom: ${LAPTOPS} laptops, each running the agent (loopback ports, lo
 for (let i = 1; i <= LAPTOPS; i++) {
   const l: Laptop = { name: `xo-${i}`, data: join(work, `xo-${i}`) }
   await mkdir(l.data, { recursive: true })
-  await writeFile(join(l.data, 'config.yaml'), `blocks:\n  upload_rate: ${UPLOAD_RATE}\n`)
+  // the election's timers shortened so the failover below is quick to watch (defaults: 2 s, 7 s, 2 s, 30 s)
+  await writeFile(join(l.data, 'config.yaml'), `blocks:\n  upload_rate: ${UPLOAD_RATE}\nelection:\n  heartbeat_s: 1\n  failure_timeout_s: 3\n  settle_s: 1\n  hold_s: 10\n`)
   // No multicast on loopback, so each laptop is told of the ones already up
   // (on a real LAN, mDNS finds them: docs/agent.md).
   const peers = laptops.map(p => `${p.addr!}/p2p/${p.peerId!}`)
   const args = [bin, '--data', l.data, 'agent', '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--api', '127.0.0.1:0', '--log-file', 'agent.log', ...(peers.length > 0 ? ['--peer', ...peers] : [])]
-  l.proc = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'] })
+  // the election weighs power: xo-3 is plugged in, the others run on battery (stated, not read: XO_MESH_POWER)
+  const power = i === 3 ? { XO_MESH_POWER: 'ac', XO_MESH_BATTERY: '100' } : { XO_MESH_POWER: 'battery', XO_MESH_BATTERY: String(30 + 12 * i) }
+  l.proc = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, ...power } })
   const id = await until(`${l.name} to start`, async () => await apiGet(l.data, '/id') as { peerId: string, addrs: string[] })
   l.peerId = id.peerId
   l.addr = id.addrs.find(a => a.startsWith('/ip4/127.0.0.1/tcp/'))?.replace(/\/p2p\/.*$/, '')
@@ -189,6 +192,31 @@ for (const l of laptops) {
 say(`Who sent what: xo-${LAPTOPS}'s peers`)
 xo(['--data', laptops[LAPTOPS - 1]!.data, 'peers'])
 
+// ---- Part three: the school server, and a failover ----
+
+interface Status { peerId: string, role: string, server: string | null, term: number }
+const statusOf = async (l: Laptop): Promise<Status> => await apiGet(l.data, '/status') as Status
+/** Waits until the running laptops agree on one server; returns its laptop and term. */
+const agreed = async (running: Laptop[], what: string, timeoutMs: number): Promise<{ server: Laptop, term: number }> => await until(what, async () => {
+  const s = await Promise.all(running.map(statusOf))
+  const servers = s.filter(x => x.role === 'server')
+  if (servers.length !== 1 || !s.every(x => x.server === servers[0]!.peerId && x.term === servers[0]!.term)) return undefined
+  return { server: running.find(l => l.peerId === servers[0]!.peerId)!, term: servers[0]!.term }
+}, timeoutMs)
+
+const first = await agreed(laptops, 'the classroom to elect a school server', 30_000)
+say(`The classroom elected ${first.server.name} as its school server (term ${first.term}): the only laptop on AC power`)
+process.stdout.write('  every agent signs a claim of its facts each heartbeat (1 s here); the best by pinned > uplink > AC > battery > disk > uptime serves\n')
+xo(['--data', laptops[0]!.data, 'peers'])
+
+say(`${first.server.name} is switched off without warning (SIGKILL); the others elect a new server`)
+const killedAt = Date.now()
+first.server.proc?.kill('SIGKILL')
+const rest = laptops.filter(l => l !== first.server)
+const second = await agreed(rest, 'a new school server', 30_000)
+process.stdout.write(`  ${second.server.name} (the fullest battery) took over in term ${second.term}, ${((Date.now() - killedAt) / 1000).toFixed(1)} s after the kill (failure timeout 3 s + settle 1 s here); every laptop agrees\n`)
+xo(['--data', rest[0]!.data, 'status'])
+
 // A clean shutdown: each agent closes its connections and store on SIGTERM.
 await Promise.all(laptops.map(async l => await new Promise<void>(resolve => {
   if (l.proc === undefined || l.proc.exitCode !== null) return resolve()
@@ -197,4 +225,4 @@ await Promise.all(laptops.map(async l => await new Promise<void>(resolve => {
   l.proc.kill('SIGTERM')
 })))
 say('Done')
-process.stdout.write(`Everything is under ${relative(repo, work)}/. The election of a school server and the dashboards come with the next layers.\n`)
+process.stdout.write(`Everything is under ${relative(repo, work)}/. The dashboards come with the next layers.\n`)

@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs'
 import { rename, unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { Libp2p, PeerId } from '@libp2p/interface'
+import type { Libp2p, PeerId, PrivateKey } from '@libp2p/interface'
 import { multiaddr } from '@multiformats/multiaddr'
 import { Repo } from '../content/repo.ts'
 import type { ComponentFactory, MeshComponent, MeshComponents, Traffic } from '../net/component.ts'
@@ -84,7 +84,7 @@ export class Agent {
   private readonly undo: Array<{ what: string, fn: () => unknown }> = []
   private stopping?: Promise<void>
 
-  private constructor (init: AgentInit, lock: DataDirLock, node: Libp2p, repo: Repo) {
+  private constructor (init: AgentInit, lock: DataDirLock, node: Libp2p, repo: Repo, privateKey: PrivateKey) {
     this.dataDir = init.dataDir
     this.config = init.config
     this.log = init.logger
@@ -96,7 +96,7 @@ export class Agent {
       backoffMinMs: init.config.dial.backoff_min_s * 1000,
       backoffMaxMs: init.config.dial.backoff_max_s * 1000
     })
-    this.components = { node, repo, logger: init.logger, events, api: this.api, dialer: this.dialer, traffic: new TrafficCounters(), dataDir: init.dataDir }
+    this.components = { node, repo, logger: init.logger, events, api: this.api, dialer: this.dialer, traffic: new TrafficCounters(), dataDir: init.dataDir, privateKey }
     this.watcher = new BuildIndexWatcher(this.components)
   }
 
@@ -119,8 +119,8 @@ export class Agent {
         version: VERSION
       })
       init.logger.info(created ? 'created a new identity' : 'loaded identity', { peerId: node.peerId.toString() })
-      agent = new Agent(init, lock, node, repo)
-      await agent.run(init.components ?? defaultComponents(init.config))
+      agent = new Agent(init, lock, node, repo, key)
+      await agent.run(init.components ?? defaultComponents(init.config, init.dataDir))
       return agent
     } catch (err) {
       if (agent !== undefined) await agent.stop()

@@ -10,12 +10,14 @@
 // traffic counters) and returns an object with beforeStart/start/stop/status.
 import { mdnsDiscovery } from '../net/mdns.ts'
 import { blocks } from '../net/blocks/index.ts'
+import { election } from '../net/election/index.ts'
 import { advisory } from '../net/advisory/index.ts'
-import { configuredNextHop, relay } from '../net/relay/index.ts'
+import { configuredNextHop, electedNextHop, relay, type ElectedRole } from '../net/relay/index.ts'
 import type { ComponentFactory } from '../net/component.ts'
 import type { AgentConfig } from './config.ts'
+import { factsReader } from './facts.ts'
 
-export function defaultComponents (config: AgentConfig): ComponentFactory[] {
+export function defaultComponents (config: AgentConfig, dataDir: string): ComponentFactory[] {
   const list: ComponentFactory[] = []
   if (config.mdns.enabled) {
     list.push(mdnsDiscovery({
@@ -25,11 +27,34 @@ export function defaultComponents (config: AgentConfig): ComponentFactory[] {
     }))
   }
   list.push(blocks({ uploadSlots: config.blocks.upload_slots, uploadRate: config.blocks.upload_rate, receiveWindow: config.blocks.receive_window }))
+  const e = config.election
+  list.push(components => election({
+    // "has uplink": the election's own upstream, else the relay's next hop towards the mothership
+    facts: factsReader(dataDir, e.upstream === null && config.upstream !== null ? { ...e, upstream: config.upstream } : e, components.logger.child('facts')),
+    factsIntervalMs: e.facts_interval_s * 1000,
+    config: {
+      heartbeatMs: e.heartbeat_s * 1000,
+      failureTimeoutMs: e.failure_timeout_s * 1000,
+      settleMs: e.settle_s * 1000,
+      startupGraceMs: e.startup_grace_s * 1000,
+      holdMs: e.hold_s * 1000,
+      batteryMargin: e.battery_margin
+    }
+  })(components))
   // after blocks: the builds it advises are handed to the exchange as it starts
   const a = config.advisory
   const device = Object.fromEntries(Object.entries({ school: a.school, group: a.group, model: a.model, serial: a.serial }).filter(([, v]) => v !== null)) as { school?: string, group?: string, model?: string, serial?: string }
   list.push(advisory({ ...(a.root_key !== null ? { rootKey: new Uint8Array(Buffer.from(a.root_key, 'hex')) } : {}), device }))
-  // The next hop comes from config until the election provides one (src/net/relay/next-hop.ts).
-  list.push(relay({ nextHop: configuredNextHop(config.upstream), accept: config.relay.accept, maxBytes: config.relay.max_bytes, sink: config.relay.sink }))
+  // The outbox goes to the elected school server; the server (or a laptop
+  // while none is elected) hands it to the configured upstream.
+  list.push(components => {
+    let elected: ElectedRole = { role: 'peer', server: null }
+    components.events.on('election:role', s => {
+      elected = { role: s.role, server: s.server }
+      components.events.emit('relay:next-hop-changed', {})
+    })
+    const nextHop = electedNextHop(configuredNextHop(config.upstream), () => elected)
+    return relay({ nextHop, accept: config.relay.accept, maxBytes: config.relay.max_bytes, sink: config.relay.sink })(components)
+  })
   return list
 }

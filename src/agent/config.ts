@@ -52,6 +52,25 @@ export interface AgentConfig {
     /** Bytes a peer may send ahead of what we have stored (the muxer's receive window per stream). */
     receive_window: number
   }
+  /** The school server election (/xo-mesh/election/1.0.0, docs/election.md). */
+  election: {
+    /** This agent is the school's server whenever it is up: it beats every unpinned peer. */
+    pinned: boolean
+    /** A URL (http://host:port/…) or multiaddr (/ip4/…/tcp/…) of the upstream; reachable means "has uplink". null: none. */
+    upstream: string | null
+    upstream_check_s: number
+    /** "auto": read /sys/class/power_supply; "ac" or "battery" to state it (XO_MESH_POWER overrides both). */
+    power: 'auto' | 'ac' | 'battery'
+    /** Battery percent to state instead of reading it (XO_MESH_BATTERY overrides); null: read it. */
+    battery: number | null
+    heartbeat_s: number
+    failure_timeout_s: number
+    settle_s: number
+    startup_grace_s: number
+    hold_s: number
+    battery_margin: number
+    facts_interval_s: number
+  }
   /** The deployment channel (docs/deployment.md): the root key this laptop trusts and what it is, for targets. */
   advisory: {
     /** The deployment's root public key, 64 hex digits (root.pub of `xo-mesh deploy keygen`); null: advisories off. */
@@ -74,6 +93,20 @@ export function defaultConfig (): AgentConfig {
     connections: { max: D.DEFAULT_MAX_CONNECTIONS },
     log: { level: D.DEFAULT_LOG_LEVEL, file: null, max_bytes: D.DEFAULT_LOG_MAX_BYTES },
     blocks: { upload_slots: D.DEFAULT_UPLOAD_SLOTS, upload_rate: D.DEFAULT_UPLOAD_RATE, receive_window: D.DEFAULT_RECEIVE_WINDOW },
+    election: {
+      pinned: false,
+      upstream: null,
+      upstream_check_s: D.DEFAULT_ELECTION_UPSTREAM_CHECK_S,
+      power: 'auto',
+      battery: null,
+      heartbeat_s: D.DEFAULT_ELECTION_HEARTBEAT_S,
+      failure_timeout_s: D.DEFAULT_ELECTION_FAILURE_TIMEOUT_S,
+      settle_s: D.DEFAULT_ELECTION_SETTLE_S,
+      startup_grace_s: D.DEFAULT_ELECTION_STARTUP_GRACE_S,
+      hold_s: D.DEFAULT_ELECTION_HOLD_S,
+      battery_margin: D.DEFAULT_ELECTION_BATTERY_MARGIN,
+      facts_interval_s: D.DEFAULT_ELECTION_FACTS_INTERVAL_S
+    },
     advisory: { root_key: null, school: null, group: null, model: null, serial: null },
     upstream: null,
     relay: { accept: true, max_bytes: D.DEFAULT_RELAY_MAX_BYTES, sink: false }
@@ -119,6 +152,20 @@ export const CONFIG_TEMPLATE = `# xo-mesh agent configuration (docs/agent.md). E
 #   receive_window: ${D.DEFAULT_RECEIVE_WINDOW}      # bytes a peer may send ahead of what we have stored: more is faster
 #                                # on a fast link, and more is sent twice when a fetch is killed
 
+# election:                      # the school server election (docs/election.md)
+#   pinned: false                # true: this agent is the school server whenever it is up
+#   upstream: null               # URL or multiaddr of the upstream (e.g. "http://10.1.0.1:8080/"); reachable = has uplink
+#   upstream_check_s: ${D.DEFAULT_ELECTION_UPSTREAM_CHECK_S}
+#   power: auto                  # auto (read /sys/class/power_supply), ac or battery; XO_MESH_POWER overrides
+#   battery: null                # a percent to state instead of reading it; XO_MESH_BATTERY overrides
+#   heartbeat_s: ${D.DEFAULT_ELECTION_HEARTBEAT_S}                 # a claim this often
+#   failure_timeout_s: ${D.DEFAULT_ELECTION_FAILURE_TIMEOUT_S}           # a peer unheard this long has left (the lease)
+#   settle_s: ${D.DEFAULT_ELECTION_SETTLE_S}                    # a vacant role is taken after this much quiet
+#   startup_grace_s: ${D.DEFAULT_ELECTION_STARTUP_GRACE_S}             # no role this soon after a start
+#   hold_s: ${D.DEFAULT_ELECTION_HOLD_S}                     # a clearly better candidate takes over after this long
+#   battery_margin: ${D.DEFAULT_ELECTION_BATTERY_MARGIN}              # battery points that make a candidate clearly better
+#   facts_interval_s: ${D.DEFAULT_ELECTION_FACTS_INTERVAL_S}            # re-read power, battery, disk and uptime this often
+
 # advisory:                      # the deployment channel (docs/deployment.md)
 #   root_key: null               # the deployment's root public key (64 hex digits, its root.pub); null: advisories off
 #   school: null                 # what this laptop is, matched against advisories' targets
@@ -136,7 +183,7 @@ export const CONFIG_TEMPLATE = `# xo-mesh agent configuration (docs/agent.md). E
 #   sink: false                  # true on the mothership: items end in DATA/mothership.db
 `
 
-type Shape = { [k: string]: 'string' | 'strings' | 'multiaddrs' | 'upstream' | 'boolean' | 'number' | 'integer' | 'rate' | 'level' | 'nullable-string' | 'text-or-null' | 'hostport' | Shape }
+type Shape = { [k: string]: 'string' | 'strings' | 'multiaddrs' | 'upstream' | 'boolean' | 'number' | 'integer' | 'rate' | 'level' | 'nullable-string' | 'text-or-null' | 'hostport' | 'seconds' | 'power' | 'nullable-percent' | 'nullable-upstream' | Shape }
 
 const SHAPE: Shape = {
   listen: 'multiaddrs',
@@ -147,6 +194,20 @@ const SHAPE: Shape = {
   connections: { max: 'integer' },
   log: { level: 'level', file: 'nullable-string', max_bytes: 'integer' },
   blocks: { upload_slots: 'integer', upload_rate: 'rate', receive_window: 'integer' },
+  election: {
+    pinned: 'boolean',
+    upstream: 'nullable-upstream',
+    upstream_check_s: 'number',
+    power: 'power',
+    battery: 'nullable-percent',
+    heartbeat_s: 'number',
+    failure_timeout_s: 'number',
+    settle_s: 'seconds',
+    startup_grace_s: 'seconds',
+    hold_s: 'number',
+    battery_margin: 'integer',
+    facts_interval_s: 'number'
+  },
   advisory: { root_key: 'text-or-null', school: 'text-or-null', group: 'text-or-null', model: 'text-or-null', serial: 'text-or-null' },
   upstream: 'upstream',
   relay: { accept: 'boolean', max_bytes: 'integer', sink: 'boolean' }
@@ -178,6 +239,14 @@ function check (kind: Shape[string], value: unknown, key: string, src: string): 
     case 'integer': if (!Number.isSafeInteger(value) || (value as number) <= 0) bad('a positive integer'); break
     case 'rate': if (typeof value !== 'number' || !(value >= 0) || !Number.isFinite(value)) bad('a number of bytes per second (0: none)'); break
     case 'string': if (typeof value !== 'string') bad('a string'); break
+    case 'seconds': if (typeof value !== 'number' || !(value >= 0) || !Number.isFinite(value)) bad('a number of seconds (0 or more)'); break
+    case 'power': if (value !== 'auto' && value !== 'ac' && value !== 'battery') bad('auto, ac or battery'); break
+    case 'nullable-percent': if (value !== null && (!Number.isInteger(value) || (value as number) < 0 || (value as number) > 100)) bad('a percent 0..100 or null'); break
+    case 'nullable-upstream':
+      if (value === null) break
+      if (typeof value !== 'string') bad('a URL, a multiaddr or null')
+      parseUpstream(value as string, `${src}: ${key}`)
+      break
     case 'nullable-string': if (value !== null && (typeof value !== 'string' || value === '')) bad('a file name or null'); break
     case 'text-or-null': if (value !== null && (typeof value !== 'string' || value === '')) bad('a string or null'); break
     case 'level': if (!LOG_LEVELS.includes(value as LogLevel)) bad(LOG_LEVELS.join(', ')); break
@@ -194,6 +263,34 @@ function check (kind: Shape[string], value: unknown, key: string, src: string): 
       for (const s of value as string[]) checkMultiaddr(s, `${src}: ${key}`)
       break
   }
+}
+
+/**
+ * The host and TCP port of an upstream given as a URL (http, https) or a
+ * multiaddr with /ip4, /ip6 or /dns* and /tcp. Throws ConfigError.
+ */
+export function parseUpstream (text: string, where = 'election.upstream'): { host: string, port: number } {
+  if (text.startsWith('/')) {
+    let parts: Array<{ name: string, value?: string }>
+    try {
+      parts = multiaddr(text).getComponents()
+    } catch (err) {
+      throw new ConfigError(`${where}: not a multiaddr: ${JSON.stringify(text)} (${(err as Error).message})`)
+    }
+    const host = parts.find(p => ['ip4', 'ip6', 'dns', 'dns4', 'dns6'].includes(p.name))?.value
+    const port = Number(parts.find(p => p.name === 'tcp')?.value)
+    if (host === undefined || !Number.isInteger(port) || port <= 0) throw new ConfigError(`${where}: the multiaddr needs a host and /tcp/PORT: ${JSON.stringify(text)}`)
+    return { host, port }
+  }
+  let url: URL
+  try {
+    url = new URL(text)
+  } catch {
+    throw new ConfigError(`${where}: expected a URL (http://host:port/) or a multiaddr, got ${JSON.stringify(text)}`)
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`${where}: only http and https URLs, got ${url.protocol}`)
+  const port = url.port !== '' ? Number(url.port) : url.protocol === 'https:' ? 443 : 80
+  return { host: url.hostname.replace(/^\[|\]$/g, ''), port }
 }
 
 /** Throws ConfigError unless `text` parses as a multiaddr. */
@@ -239,6 +336,7 @@ export async function parseConfig (text: string, src = 'config.yaml'): Promise<A
   check(SHAPE, doc, '', src)
   const config = merge(defaultConfig(), doc)
   if (config.dial.backoff_max_s < config.dial.backoff_min_s) throw new ConfigError(`${src}: dial.backoff_max_s is smaller than dial.backoff_min_s`)
+  if (config.election.failure_timeout_s <= config.election.heartbeat_s) throw new ConfigError(`${src}: election.failure_timeout_s must exceed election.heartbeat_s (a peer would be declared gone between two of its heartbeats)`)
   if (config.advisory.root_key !== null && !/^[0-9a-fA-F]{64}$/.test(config.advisory.root_key)) throw new ConfigError(`${src}: advisory.root_key must be 64 hex digits (the deployment's root.pub), got ${JSON.stringify(config.advisory.root_key)}`)
   return config
 }

@@ -18,6 +18,22 @@ export const DEFAULT_UPLOAD_SLOTS = 4
 export const DEFAULT_UPLOAD_RATE = 0
 /** The block exchange's receive window per peer, bytes (src/net/blocks/session.ts says why it is capped). */
 export const DEFAULT_RECEIVE_WINDOW = 2 * 1024 * 1024
+/**
+ * The school server election (docs/election.md): a classroom's timers. The
+ * heartbeat is a claim every 2 s; a peer unheard for 7 s has left; the best
+ * candidate takes a vacant role after 2 s of quiet, never in the first 6 s
+ * after a start (discovery first); a clearly better candidate takes over a
+ * sitting server after 30 s.
+ */
+export const DEFAULT_ELECTION_HEARTBEAT_S = 2
+export const DEFAULT_ELECTION_FAILURE_TIMEOUT_S = 7
+export const DEFAULT_ELECTION_SETTLE_S = 2
+export const DEFAULT_ELECTION_STARTUP_GRACE_S = 6
+export const DEFAULT_ELECTION_HOLD_S = 30
+export const DEFAULT_ELECTION_BATTERY_MARGIN = 25
+/** How often the facts (power, battery, disk, uptime) are re-read, and the upstream checked. */
+export const DEFAULT_ELECTION_FACTS_INTERVAL_S = 10
+export const DEFAULT_ELECTION_UPSTREAM_CHECK_S = 30
 /** Seconds shutdown may take before the agent gives up waiting and exits 1. */
 export const SHUTDOWN_TIMEOUT_S = 10
 

@@ -4,6 +4,7 @@ import type { Connection, Libp2p, PeerId } from '@libp2p/interface'
 import type { Repo } from '../content/repo.ts'
 import type { ApiRoutes, BuildStatus, MeshComponent, StatusPart, Traffic } from '../net/component.ts'
 import type { Dialer } from '../net/dialer.ts'
+import type { Capability } from '../core/election/index.ts'
 
 export interface RouteContext {
   node: Libp2p
@@ -21,10 +22,11 @@ export interface IdReply { peerId: string, addrs: string[] }
 /** GET /api/v1/status (interfaces.md: at least peerId, role, server, term, peers, builds). */
 export interface StatusReply {
   peerId: string
-  /** "peer" until the election lands. */
+  /** "server" when this agent is the elected school server. */
   role: 'server' | 'peer'
-  /** Peer id of the elected school server; null until the election lands. */
+  /** Peer id of the school server this agent follows (itself when serving); null while there is none. */
   server: string | null
+  /** The server's term (one more at every election the group has held); with no server, the highest known. */
   term: number
   addrs: string[]
   peers: Array<{ peerId: string, addrs: string[] }>
@@ -50,8 +52,8 @@ export interface PeersReply {
     via: 'mdns' | 'static' | 'inbound'
     /** What components add, by component name (blocks: block bytes and counts sent to and received from the peer). */
     [component: string]: unknown
-    /** The election's capability score; null until the election lands. */
-    capability: number | null
+    /** The facts the neighbour states in its election claim (pinned, upstream, ac, battery, freeDiskMiB, uptimeS); null before its first claim. */
+    capability: Capability | null
   }>
 }
 
@@ -126,6 +128,10 @@ export function addCoreRoutes (api: ApiRoutes, ctx: RouteContext): void {
       const since = Math.min(...p.connections.map(c => c.timeline.open))
       const rtts = p.connections.map(c => c.rtt).filter((r): r is number => r !== undefined)
       const t = ctx.traffic.get(peerId)
+      const parts = Object.fromEntries(ctx.components().flatMap(c => {
+        const info = c.peerInfo?.(peerId)
+        return info !== undefined ? [[c.name, info]] : []
+      }))
       peers.push({
         peerId,
         addrs: await listenAddrs(ctx.node, p.id, p.connections),
@@ -135,11 +141,8 @@ export function addCoreRoutes (api: ApiRoutes, ctx: RouteContext): void {
         bytes_sent: t.sent,
         bytes_received: t.received,
         via: ctx.dialer.via(peerId) ?? 'inbound',
-        capability: null,
-        ...Object.fromEntries(ctx.components().flatMap(c => {
-          const info = c.peerInfo?.(peerId)
-          return info !== undefined ? [[c.name, info]] : []
-        }))
+        capability: ((parts.election as { capability?: Capability | null } | undefined)?.capability) ?? null,
+        ...parts
       })
     }
     const reply: PeersReply = { peers }

@@ -31,6 +31,15 @@ function ago (iso: string): string {
   return `${Math.round(s / 3600)} h`
 }
 
+/** A neighbour's election facts in a few words: "server pinned uplink ac 80% 12 GiB up 3 h". */
+function facts (p: PeersReply['peers'][number]): string {
+  const c = p.capability
+  if (c === null) return '-'
+  const serving = (p.election as { serving?: boolean } | undefined)?.serving === true
+  const up = c.uptimeS < 120 ? `${c.uptimeS} s` : c.uptimeS < 7200 ? `${Math.round(c.uptimeS / 60)} min` : `${Math.round(c.uptimeS / 3600)} h`
+  return [serving ? 'server' : '', c.pinned ? 'pinned' : '', c.upstream ? 'uplink' : '', c.ac ? 'ac' : 'battery', `${c.battery}%`, humanBytes(c.freeDiskMiB * 1024 * 1024), `up ${up}`].filter(w => w !== '').join(' ')
+}
+
 export function addMeshCommands (program: Command): void {
   const opts = (): { dataDir: string, json: boolean } => {
     const g = program.opts<{ data?: string, json?: boolean }>()
@@ -73,14 +82,14 @@ export function addMeshCommands (program: Command): void {
     })
 
   program.command('peers')
-    .description('the running agent\'s neighbours: address, how found, since when, bytes sent and received')
+    .description('the running agent\'s neighbours: address, how found, since when, bytes sent and received, election facts')
     .action(async () => {
       await reportAgentErrors(async () => {
         const { dataDir, json } = opts()
         const r = await callAgent(dataDir, '/peers') as PeersReply
         if (json) return out(JSON.stringify(r, null, 2))
         if (r.peers.length === 0) return out('no peers connected')
-        out(['PEER ID'.padEnd(52), 'VIA'.padEnd(7), 'SINCE'.padStart(7), 'RTT'.padStart(7), 'SENT'.padStart(10), 'RECEIVED'.padStart(10), ' ADDRESS'].join(' '))
+        out(['PEER ID'.padEnd(52), 'VIA'.padEnd(7), 'SINCE'.padStart(7), 'RTT'.padStart(7), 'SENT'.padStart(10), 'RECEIVED'.padStart(10), ' ' + 'ELECTION'.padEnd(36), 'ADDRESS'].join(' '))
         for (const p of r.peers) {
           out([
             p.peerId.padEnd(52),
@@ -89,7 +98,8 @@ export function addMeshCommands (program: Command): void {
             (p.rtt_ms !== null ? `${Math.round(p.rtt_ms)} ms` : '-').padStart(7),
             humanBytes(p.bytes_sent).padStart(10),
             humanBytes(p.bytes_received).padStart(10),
-            ' ' + (p.connections[0]?.remoteAddr ?? p.addrs[0] ?? '')
+            ' ' + facts(p).padEnd(36),
+            p.connections[0]?.remoteAddr ?? p.addrs[0] ?? ''
           ].join(' '))
         }
       })

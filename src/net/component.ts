@@ -11,7 +11,7 @@
 // listening: register protocol handlers here), start (listening, the API not
 // yet open), stop (reverse order, before libp2p stops). This file holds only
 // types and ApiError, so a driver in src/net needs nothing from src/agent.
-import type { Libp2p } from '@libp2p/interface'
+import type { Libp2p, PrivateKey } from '@libp2p/interface'
 import type { Repo } from '../content/repo.ts'
 import type { Dialer } from './dialer.ts'
 import type { EventBus } from './events.ts'
@@ -39,6 +39,8 @@ export interface MeshComponents {
   traffic: Traffic
   /** The data directory (absolute). */
   dataDir: string
+  /** This agent's identity key (the election signs its claims with it). Never sent anywhere. */
+  privateKey: PrivateKey
 }
 
 /** A started piece of the agent: discovery, the static dialer, a protocol driver. */

@@ -62,12 +62,17 @@ describe('agent processes on loopback', function () {
     assert.equal(a.find(l => l.msg === 'dial failed, will retry').length, 0)
   })
 
-  it('reports role "peer", no server and term 0 (no election yet)', async () => {
-    const s = await statusOf(dir('a'))
-    assert.equal(s.peerId, a.peerId)
-    assert.equal(s.role, 'peer')
-    assert.equal(s.server, null)
-    assert.equal(s.term, 0)
+  it('reports its role, the elected school server and the term; the chain agrees on one server', async () => {
+    // default timers: no role in the first 6 s, then the best candidate takes it
+    const all = await until('the chain to elect a server', 20_000, async () => {
+      const s = await Promise.all(['a', 'b', 'c'].map(async n => await statusOf(dir(n))))
+      return s.every(x => x.server !== null && x.server === s[0]!.server && x.term === s[0]!.term) ? s : undefined
+    }, 500)
+    assert.equal(all[0]!.peerId, a.peerId)
+    assert.equal(all.filter(x => x.role === 'server').length, 1)
+    const server = all.find(x => x.role === 'server')!
+    assert.equal(server.server, server.peerId)
+    assert.ok(server.term >= 1)
   })
 
   it('prints its id and listen addresses', async () => {

@@ -33,11 +33,12 @@ export class AgentProcess {
   stderrText = ''
   readonly exited: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
 
-  constructor (dataDir: string, args: string[], options: { netns?: string } = {}) {
+  /** options.env: variables added to the test process's environment (XO_MESH_POWER, …). */
+  constructor (dataDir: string, args: string[], options: { netns?: string, env?: Record<string, string> } = {}) {
     this.dataDir = dataDir
     this.netns = options.netns
     const [cmd, argv] = command(['--data', dataDir, 'agent', ...args], options.netns)
-    this.child = spawn(cmd, argv, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, XO_MESH_NO_PROGRESS: '1' } })
+    this.child = spawn(cmd, argv, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, XO_MESH_NO_PROGRESS: '1', ...options.env } })
     let partial = ''
     this.child.stderr!.setEncoding('utf8')
     this.child.stderr!.on('data', (d: string) => {

@@ -9,7 +9,7 @@ import { addRelayRoutes } from './api.ts'
 import { RelayDriver, type RelayDriverInit } from './driver.ts'
 
 export { RelayDriver, type RelayDriverInit } from './driver.ts'
-export { configuredNextHop, hopFromMultiaddr, type NextHop, type UpstreamHop } from './next-hop.ts'
+export { configuredNextHop, electedNextHop, hopFromMultiaddr, type ElectedRole, type NextHop, type UpstreamHop } from './next-hop.ts'
 
 export function relay (init: RelayDriverInit = {}): ComponentFactory<RelayDriver> {
   return components => {

@@ -1,11 +1,11 @@
 // The next hop towards the mothership: the seam the election fills.
 //
-// Today the next hop comes from config (`upstream`, a multiaddr ending in
-// /p2p/<peer id>). When the election lands, a laptop's next hop is the
-// elected school server (and the server's is its configured upstream): give
-// the relay driver a NextHop that reads the election's state. The driver asks
-// again every few seconds and on `relay:next-hop-changed`, so a moved server
-// role is picked up without a restart.
+// A laptop's next hop is the elected school server (electedNextHop); the
+// server's, and anyone's while no server is elected, is the configured
+// upstream (`upstream`, a multiaddr ending in /p2p/<peer id>). The driver
+// asks again every few seconds and on `relay:next-hop-changed` (emitted on
+// every `election:role`), so a moved server role is picked up without a
+// restart.
 import { multiaddr } from '@multiformats/multiaddr'
 
 /** A peer to hand the outbox to. */
@@ -31,4 +31,21 @@ export function hopFromMultiaddr (text: string): UpstreamHop {
 export function configuredNextHop (upstream: string | null): NextHop {
   const hop = upstream === null ? null : hopFromMultiaddr(upstream)
   return () => hop
+}
+
+/** What the election says of this agent (src/net/election): its role and the school server of its group. */
+export interface ElectedRole { role: 'server' | 'peer', server: string | null }
+
+/**
+ * The next hop a school's laptops use: the elected school server while this
+ * agent is a peer in a group that has one; otherwise (it is the server
+ * itself, or none is elected yet) the configured upstream, if any. Ask again
+ * on every `election:role` event (`relay:next-hop-changed`).
+ */
+export function electedNextHop (configured: NextHop, elected: () => ElectedRole): NextHop {
+  return () => {
+    const e = elected()
+    if (e.role === 'peer' && e.server !== null) return { peerId: e.server, addrs: [] }
+    return configured()
+  }
 }
