@@ -142,7 +142,8 @@ for (let i = 1; i <= LAPTOPS; i++) {
   const id = await until(`${l.name} to start`, async () => await apiGet(l.data, '/id') as { peerId: string, addrs: string[] })
   l.peerId = id.peerId
   l.addr = id.addrs.find(a => a.startsWith('/ip4/127.0.0.1/tcp/'))?.replace(/\/p2p\/.*$/, '')
-  process.stdout.write(`  ${l.name}  ${l.peerId}  ${l.addr ?? '(no loopback address?)'}\n`)
+  const page = (await readFile(join(l.data, 'api'), 'utf8')).trim()
+  process.stdout.write(`  ${l.name}  ${l.peerId}  ${l.addr ?? '(no loopback address?)'}  page ${page.startsWith('http') ? page : `http://${page}`}/\n`)
   laptops.push(l)
 }
 await until('every laptop to see the other four', async () => {
@@ -225,4 +226,4 @@ await Promise.all(laptops.map(async l => await new Promise<void>(resolve => {
   l.proc.kill('SIGTERM')
 })))
 say('Done')
-process.stdout.write(`Everything is under ${relative(repo, work)}/. The dashboards come with the next layers.\n`)
+process.stdout.write(`Everything is under ${relative(repo, work)}/. Each laptop's page (the URLs above) is live while its agent runs:\nstart one with xo-mesh --data ${relative(repo, join(work, 'xo-1'))} agent and open the address it prints.\n`)

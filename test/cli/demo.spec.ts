@@ -10,15 +10,19 @@ const repo = resolve(fileURLToPath(import.meta.url), '../../..')
 describe('npm run demo', function () {
   this.timeout(180_000)
 
-  it('narrates the USB round trip and a build spreading to four laptops, then stops its agents', () => {
+  it('narrates the USB round trip, a build spreading to four laptops and an election with a failover, then stops its agents', () => {
     const r = spawnSync(process.execPath, ['--import', 'tsx', join(repo, 'scripts', 'demo.ts')], { cwd: repo, encoding: 'utf8', timeout: 170_000 })
     assert.equal(r.status, 0, r.stderr)
     assert.match(r.stdout, /verify/)
     const rows = r.stdout.split('\n').filter(l => /^ {2}xo-\d {2}\[#+\] 100% {2}complete/.test(l))
     assert.equal(rows.length, 4, r.stdout)
     assert.match(r.stdout, /all 4 laptops complete in [\d.]+ s/)
-    // every laptop fetched from more than one peer: the build spread, not a star
-    for (const row of rows) assert.ok(row.split('from ')[1]!.split(', ').length >= 2, row)
+    // the build spread: laptops fetched from each other, not only from xo-1
+    // (which laptop gets what from whom depends on timing; a loaded machine can
+    // let one laptop take everything from one peer)
+    const sources = rows.flatMap(row => row.split('from ')[1]!.split(', '))
+    assert.ok(sources.some(s => s !== 'xo-1'), r.stdout)
+    assert.match(r.stdout, /elected .* as its school server/)
     const left = spawnSync('pgrep', ['-f', join(repo, '.demo')], { encoding: 'utf8' })
     assert.equal(left.stdout.trim(), '', 'agents left running')
   })
