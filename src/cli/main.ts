@@ -17,6 +17,7 @@ import { Progress, humanBytes } from './progress.ts'
 import { addAgentCommand } from './agent.ts'
 import { addMeshCommands } from './mesh.ts'
 import { addFetchCommand } from './fetch.ts'
+import { addSimCommand } from './sim.ts'
 
 interface Globals { data?: string, json?: boolean }
 
@@ -221,6 +222,7 @@ program.command('diff')
 addAgentCommand(program)
 addMeshCommands(program)
 addFetchCommand(program)
+addSimCommand(program)
 
 async function main (): Promise<void> {
   try {
