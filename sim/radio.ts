@@ -163,6 +163,12 @@ export class Radio {
   private computeDomains (now: number): void {
     const n = this.on.length
     this.domainOf.fill(-1)
+    // the old domains' scheduled ends must never fire: their transfers move to the new ones
+    for (const d of this.domains) {
+      d.gen++
+      d.heap.length = 0
+      d.active = 0
+    }
     this.domains = []
     const stack: number[] = []
     for (let i = 0; i < n; i++) {
