@@ -18,7 +18,8 @@ import { ensureDir, REPO_ROOT, RESULTS_DIR, type BenchContext, type BenchModule 
 const BENCHES: Record<string, () => Promise<BenchModule>> = {
   delta: () => import('./delta.js'),
   add: () => import('./add.js'),
-  exchange: () => import('./exchange.js')
+  exchange: () => import('./exchange.js'),
+  sim: () => import('./sim.js')
 }
 
 interface Machine {

@@ -473,7 +473,8 @@ export class Engine {
     nb.conns.set(a, conn)
     this.hooks.election?.connected(a, b, this.now)
     this.feed(na, { type: 'connected', peer: String(b) })
-    this.feed(nb, { type: 'connected', peer: String(a) })
+    // a refused it at once (a limit): b never learns of a connection that is gone
+    if (conn.open) this.feed(nb, { type: 'connected', peer: String(a) })
     this.scheduleElection(a)
     this.scheduleElection(b)
   }

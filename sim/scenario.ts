@@ -244,7 +244,8 @@ export function parseScenario (text: string, file = 'scenario'): Scenario {
           let a = r.clock(w, parts[0]!, `${p}.uplink.windows[${j}]`) - start
           let b = r.clock(w, parts[1]!, `${p}.uplink.windows[${j}]`) - start
           if (b <= a) b += 86_400_000
-          if (a < 0) { a += 86_400_000; b += 86_400_000 }
+          // a window that closed before the start opens again the next day; one already open stays open
+          if (b <= 0) { a += 86_400_000; b += 86_400_000 }
           windows.push([a, b])
         }
       }
