@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import fc from 'fast-check'
 import { FrameReader, InvalidMessageError, MAX_BLOCK_SIZE, MAX_CIDS, MAX_FRAME_SIZE, MAX_INDICES, MAX_LEAVES, decodeFrame, encodeBlocksHead, encodeFrame, fullBitfield } from '../../src/core/exchange/index.ts'
 import type { BlocksHead, ControlMessage, Message } from '../../src/core/exchange/index.ts'
-import { Writer } from '../../src/core/exchange/protobuf.ts'
+import { Writer } from '../../src/core/wire/protobuf.ts'
 import { fakeCid, rng } from './mesh.ts'
 
 const random = rng(7)

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { MAX_FRAME_SIZE, MAX_INDICES, fullBitfield } from '../../src/core/exchange/index.ts'
-import { Writer } from '../../src/core/exchange/protobuf.ts'
+import { Writer } from '../../src/core/wire/protobuf.ts'
 import { Mesh, type FakeBuild } from './mesh.ts'
 
 const MB = 1000

@@ -10,7 +10,8 @@
 import { InvalidMessageError } from './errors.ts'
 import { isValidCid } from './cid-bytes.ts'
 import { isBitfieldFor } from './bitfield.ts'
-import { LEN, Reader, VARINT, Writer, putUvarint, uvarintLength } from './protobuf.ts'
+import { LengthPrefixedReader } from '../wire/frames.ts'
+import { LEN, Reader, VARINT, Writer, putUvarint, uvarintLength } from '../wire/protobuf.ts'
 import { MAX_BLOCK_SIZE, MAX_CIDS, MAX_FRAME_SIZE, MAX_HEADER_SIZE, MAX_INDICES, MAX_LEAVES } from './constants.ts'
 import type { Blocks, BlocksHead, ControlMessage, Message } from './messages.ts'
 
@@ -289,78 +290,8 @@ export function decodeFrame (body: Uint8Array): Message {
  * prefix that is malformed, zero or above MAX_FRAME_SIZE, before buffering
  * the body: the driver then bans the sender and closes the stream.
  */
-export class FrameReader {
-  private chunks: Uint8Array[] = []
-  private buffered = 0
-  /** Body length of the frame being read, once its prefix is complete. */
-  private need = -1
-
-  /** Bytes held, waiting for the rest of a frame. */
-  get pending (): number { return this.buffered }
-
-  push (chunk: Uint8Array): Uint8Array[] {
-    const out: Uint8Array[] = []
-    if (chunk.length > 0) {
-      this.chunks.push(chunk)
-      this.buffered += chunk.length
-    }
-    for (;;) {
-      if (this.need < 0) {
-        const len = this.prefix()
-        if (len === undefined) return out
-        this.need = len
-      }
-      if (this.buffered < this.need) return out
-      out.push(this.take(this.need))
-      this.need = -1
-    }
-  }
-
-  /** Parses and consumes a length prefix if it is complete. */
-  private prefix (): number | undefined {
-    let v = 0
-    let mul = 1
-    let n = 0
-    for (const c of this.chunks) {
-      for (let i = 0; i < c.length; i++) {
-        const b = c[i]!
-        v += (b & 0x7f) * mul
-        n++
-        if (b < 0x80) {
-          if (b === 0 && n > 1) throw new InvalidMessageError('frame: non-minimal length prefix')
-          if (v === 0) throw new InvalidMessageError('frame: zero length')
-          if (v > MAX_FRAME_SIZE) throw new InvalidMessageError(`frame: ${v} bytes exceed ${MAX_FRAME_SIZE}`)
-          this.take(n)
-          return v
-        }
-        if (n >= 4) throw new InvalidMessageError(`frame: length prefix exceeds ${MAX_FRAME_SIZE}`)
-        mul *= 128
-      }
-    }
-    return undefined
-  }
-
-  /** Removes n buffered bytes, as one array. */
-  private take (n: number): Uint8Array {
-    const first = this.chunks[0]!
-    if (first.length >= n) {
-      const out = first.subarray(0, n)
-      if (first.length === n) this.chunks.shift()
-      else this.chunks[0] = first.subarray(n)
-      this.buffered -= n
-      return out
-    }
-    const out = new Uint8Array(n)
-    let pos = 0
-    while (pos < n) {
-      const c = this.chunks[0]!
-      const k = Math.min(c.length, n - pos)
-      out.set(c.subarray(0, k), pos)
-      pos += k
-      if (k === c.length) this.chunks.shift()
-      else this.chunks[0] = c.subarray(k)
-    }
-    this.buffered -= n
-    return out
+export class FrameReader extends LengthPrefixedReader {
+  constructor () {
+    super(MAX_FRAME_SIZE)
   }
 }

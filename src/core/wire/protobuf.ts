@@ -1,8 +1,12 @@
-// The few protobuf (proto3) primitives the blocks codec needs: varints,
-// length-delimited fields and packed uint32s. Hand-written so the core needs
-// no code generator at run time; the reader throws InvalidMessageError and
-// nothing else, and never reads outside the range it was given.
+// The few protobuf (proto3) primitives the core's codecs need (blocks,
+// election): varints, length-delimited fields and packed uint32s. Hand-written
+// so the core needs no code generator at run time; the reader throws
+// InvalidMessageError and nothing else, and never reads outside the range it
+// was given.
 import { InvalidMessageError } from './errors.ts'
+
+const UTF8 = new TextEncoder()
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 
 export const VARINT = 0
 export const I64 = 1
@@ -76,6 +80,17 @@ export class Writer {
     return this.tag(field, VARINT).uvarint(v)
   }
 
+  /** A uint64 field holding a safe integer (omitted when 0). */
+  uint53 (field: number, v: number): this {
+    if (v === 0) return this
+    return this.tag(field, VARINT).uvarint(v)
+  }
+
+  /** A string field, UTF-8 (omitted when empty). */
+  string (field: number, v: string): this {
+    return this.bytes(field, UTF8.encode(v))
+  }
+
   bool (field: number, v: boolean): this {
     if (!v) return this
     return this.tag(field, VARINT).uvarint(1)
@@ -140,6 +155,35 @@ export class Reader {
       mul *= 128
     }
     return this.fail('varint exceeds 32 bits')
+  }
+
+  /** A uvarint that must be a safe integer (below 2^53), in at most 8 bytes. */
+  uint53 (): number {
+    let v = 0
+    let mul = 1
+    for (let i = 0; i < 8; i++) {
+      if (this.pos >= this.end) this.fail('truncated varint')
+      const b = this.buf[this.pos++]!
+      v += (b & 0x7f) * mul
+      if (b < 0x80) {
+        if (v > Number.MAX_SAFE_INTEGER) this.fail('varint exceeds 2^53 - 1')
+        if (b === 0 && i > 0) this.fail('non-minimal varint')
+        return v
+      }
+      mul *= 128
+    }
+    return this.fail('varint exceeds 2^53 - 1')
+  }
+
+  /** A string field of at most max UTF-8 bytes; refuses invalid UTF-8. */
+  string (max: number): string {
+    const bytes = this.bytes()
+    if (bytes.length > max) this.fail(`string of ${bytes.length} bytes exceeds ${max}`)
+    try {
+      return STRICT_UTF8.decode(bytes)
+    } catch {
+      return this.fail('string is not valid UTF-8')
+    }
   }
 
   /** Skips a varint of up to 10 bytes (an unknown field). */
