@@ -143,6 +143,10 @@ export class Engine {
   /** Maximum connections per node. */
   readonly maxPeers: number
   private readonly latency: number
+  /** Per node: the election deadline scheduled (NaN: none). */
+  private electionAt = new Float64Array(0)
+  /** Per node: when its set of radio connections last changed, ms. */
+  lastChange = new Float64Array(0)
 
   constructor (scenario: Scenario, hooks: EngineHooks = {}) {
     this.scenario = scenario
@@ -176,6 +180,15 @@ export class Engine {
     const core = this.newCore(random)
     const n = new SimNode(id, name, group, this.builds.length, random, core, battery, virtual)
     this.nodes.push(n)
+    if (this.electionAt.length < this.nodes.length) {
+      const size = Math.max(16, this.nodes.length * 2)
+      const ea = new Float64Array(size).fill(NaN)
+      ea.set(this.electionAt)
+      this.electionAt = ea
+      const lc = new Float64Array(size)
+      lc.set(this.lastChange)
+      this.lastChange = lc
+    }
     return n
   }
 
@@ -246,7 +259,9 @@ export class Engine {
       case EV.ELECTION: {
         const el = this.hooks.election
         const n = this.nodes[e.node]!
-        if (el === undefined || !n.on) return
+        if (el === undefined || this.electionAt[e.node] !== e.a) return
+        this.electionAt[e.node] = NaN
+        if (!n.on) return
         el.timer(e.node, this.now)
         this.scheduleElection(e.node)
         return
@@ -471,6 +486,7 @@ export class Engine {
     const conn = new Conn(a, b, ++this.epoch, wire)
     na.conns.set(b, conn)
     nb.conns.set(a, conn)
+    if (wire === undefined) this.lastChange[a] = this.lastChange[b] = this.now
     this.hooks.election?.connected(a, b, this.now)
     this.feed(na, { type: 'connected', peer: String(b) })
     // a refused it at once (a limit): b never learns of a connection that is gone
@@ -493,6 +509,7 @@ export class Engine {
     conn.open = false
     na.conns.delete(b)
     this.nodes[b]!.conns.delete(a)
+    if (conn.wire === undefined) this.lastChange[a] = this.lastChange[b] = this.now
     for (const s of [conn.ab, conn.ba]) {
       if (s.busy !== undefined && 'finishV' in s.busy) this.radio.cancel(s.busy, this.now)
       s.busy = undefined
@@ -563,7 +580,11 @@ export class Engine {
     const el = this.hooks.election
     if (el === undefined) return
     const d = el.nextDeadline(i)
-    if (d !== undefined) this.queue.push(Math.max(d, this.now), EV.ELECTION, i, d)
+    const at = this.electionAt[i]!
+    if (d !== undefined && (Number.isNaN(at) || d < at)) {
+      this.electionAt[i] = d
+      this.queue.push(Math.max(d, this.now), EV.ELECTION, i, d)
+    }
   }
 }
 

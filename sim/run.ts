@@ -5,7 +5,8 @@
 import { World } from './world.ts'
 import { Metrics } from './metrics.ts'
 import { TraceHash } from './trace.ts'
-import type { Engine } from './engine.ts'
+import { CoreElection } from './election-model.ts'
+import type { Engine, EngineHooks } from './engine.ts'
 import type { ElectionModel } from './election.ts'
 import { nodeCount, type Scenario } from './scenario.ts'
 
@@ -14,7 +15,7 @@ export interface RunOptions {
   seed?: number
   /** Called every so many events with the simulated time (ms) and the events so far. */
   progress?: (now: number, events: number) => void
-  /** An election model (the slot of election.ts); none by default. */
+  /** An election model (the slot of election.ts); default: the election core on every laptop, unless the scenario says election: false. */
   election?: (engine: Engine) => ElectionModel
 }
 
@@ -52,7 +53,11 @@ export interface Summary {
   duplicate_bytes: number
   election: string | null
   elected: Array<{ t_s: number, component: number, members: number, server: string | null }>
+  /** s with two servers in one component after its links had been still for the election's convergence time (2 × heartbeat + failure timeout). */
   split_brain_s: number | null
+  /** The same at any time, transients after joins, leaves and merges included. */
+  split_brain_raw_s: number | null
+  /** s with a settled component of two or more laptops and no server. */
   no_server_s: number | null
   events: number
   trace_sha256: string
@@ -90,15 +95,16 @@ export function runScenario (scenario: Scenario, opts: RunOptions = {}): RunResu
   const s: Scenario = opts.seed !== undefined ? { ...scenario, seed: opts.seed } : scenario
   const metrics = new Metrics()
   const trace = new TraceHash()
-  let election: ElectionModel | undefined
-  const world = new World(s, {
+  const hooks: EngineHooks = {
     trace,
-    progress: opts.progress,
-    sample: (e, now) => metrics.sample(e, now),
-    get election () { return election }
-  })
+    ...(opts.progress !== undefined ? { progress: opts.progress } : {}),
+    sample: (e, now) => metrics.sample(e, now)
+  }
+  const world = new World(s, hooks)
   const engine = world.engine
-  if (opts.election !== undefined) election = opts.election(engine)
+  if (opts.election !== undefined) hooks.election = opts.election(engine)
+  else if (s.election) hooks.election = new CoreElection(engine, i => world.info[i]?.spec.role === 'server')
+  const election: ElectionModel | undefined = hooks.election
   world.setup()
   const bounds = s.content.map((_c, b) => airtimeBound(engine, b))
   engine.run(s.duration)
@@ -144,6 +150,7 @@ export function runScenario (scenario: Scenario, opts: RunOptions = {}): RunResu
     election: election?.name ?? null,
     elected: metrics.elected,
     split_brain_s: election === undefined ? null : metrics.splitBrain / 1000,
+    split_brain_raw_s: election === undefined ? null : metrics.splitBrainRaw / 1000,
     no_server_s: election === undefined ? null : metrics.noServer / 1000,
     events: engine.events,
     trace_sha256: trace.digest()

@@ -57,6 +57,8 @@ export interface Scenario {
   churn: { joinLeavePerHour: number, awayMin: number }
   mobility: { speedMps: [number, number], pauseS: number, stepS: number }
   exchange: { maxPeers: number, uploadSlots: number | undefined, announceDelayMs: number | undefined }
+  /** Run the election core on every laptop. */
+  election: boolean
   /** Metrics sampling interval, ms. */
   sampleMs: number
 }
@@ -178,7 +180,7 @@ export function parseScenario (text: string, file = 'scenario'): Scenario {
     throw new ScenarioError(`${file}:${pos.line}: not valid YAML: ${e.message.split('\n')[0]}`)
   }
   if (!isMap(doc.contents)) throw new ScenarioError(`${file}:1: a scenario is a YAML mapping (name:, radio:, nodes:, …), got ${doc.contents === null ? 'an empty document' : 'something else'}`)
-  const top = r.map(doc.contents, '', ['name', 'seed', 'duration', 'start', 'radio', 'area', 'groups', 'nodes', 'content', 'churn', 'mobility', 'exchange', 'sample'])
+  const top = r.map(doc.contents, '', ['name', 'seed', 'duration', 'start', 'radio', 'area', 'groups', 'nodes', 'content', 'churn', 'mobility', 'exchange', 'election', 'sample'])
   const get = (k: string): YamlNode | null | undefined => top.get(k)?.value
   const need = (k: string): YamlNode | null => {
     const v = top.get(k)
@@ -333,5 +335,7 @@ export function parseScenario (text: string, file = 'scenario'): Scenario {
 
   const sampleMs = get('sample') !== undefined ? r.duration(get('sample')!, 'sample', { above: 0 }) : Math.max(1000, duration / 240)
 
-  return { name, seed, duration, start, radio, area, groups, nodes, content, churn, mobility, exchange, sampleMs }
+  const election = get('election') !== undefined ? r.bool(get('election')!, 'election') : true
+
+  return { name, seed, duration, start, radio, area, groups, nodes, content, churn, mobility, exchange, election, sampleMs }
 }

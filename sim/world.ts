@@ -38,7 +38,9 @@ export class World {
 
   constructor (scenario: Scenario, hooks: EngineHooks) {
     this.s = scenario
-    this.engine = new Engine(scenario, { ...hooks, world: (_e, ev) => this.onEvent(ev) })
+    // the engine keeps this very object: hooks set on it later (the election) are seen
+    hooks.world = (_e, ev) => this.onEvent(ev)
+    this.engine = new Engine(scenario, hooks)
     this.random = this.engine.random.fork(2)
   }
 
