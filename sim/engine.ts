@@ -31,6 +31,8 @@ const REDIAL = 10_000
 /** One-way delay of an uplink to the mothership, ms. */
 const UPLINK_LATENCY = 40
 const EMPTY = new Uint8Array(0)
+/** The engine's own world event: look for neighbours again (world.ts's kinds are below 100). */
+const REDISCOVER = 100
 
 type Item = { data: false, proto: 0 | 1, message: unknown, bytes: number } | { data: true, frame: Blocks, bytes: number, root: Uint8Array, indices: Uint32Array, missing: number[], cids: Uint8Array[] }
 
@@ -266,6 +268,13 @@ export class Engine {
         this.scheduleElection(e.node)
         return
       }
+      case EV.WORLD:
+        if (e.a === REDISCOVER) {
+          if (this.nodes[e.node]!.on) this.discover(e.node)
+          return
+        }
+        this.hooks.world?.(this, e)
+        return
       default:
         this.hooks.world?.(this, e)
     }
@@ -522,11 +531,17 @@ export class Engine {
       const n = this.nodes[x]!
       if (n.on) this.feed(n, { type: 'disconnected', peer: String(y) })
       this.scheduleElection(x)
+      // a node left with few links looks for more (mDNS keeps answering)
+      if (n.on && !n.virtual && conn.wire === undefined && this.radioPeers(n) < this.maxPeers / 2) this.queue.push(this.now + REDIAL * (1 + n.random.next()), EV.WORLD, x, REDISCOVER)
     }
   }
 
-  /** Schedules discovery of every neighbour in range (both ways), with mDNS-like delays. */
-  discover (i: number): void {
+  /**
+   * Schedules discovery of every neighbour in range, with mDNS-like delays
+   * (a connection is one for both ends). With `onlyHigher`, only neighbours
+   * with a higher number (at the start, where every node discovers at once).
+   */
+  discover (i: number, onlyHigher = false): void {
     const n = this.nodes[i]!
     const nbrs = [...this.radio.neighbours(i)]
     // a random order, so nodes with low ids are not everyone's first choice
@@ -536,8 +551,12 @@ export class Engine {
       nbrs[k] = nbrs[j]!
       nbrs[j] = t
     }
+    // a dialer stops at its connection limit: a few more candidates than it can take, in random order
+    let budget = 2 * this.maxPeers - this.radioPeers(n)
     for (const j of nbrs) {
-      if (n.conns.has(j)) continue
+      if (budget <= 0) break
+      if (n.conns.has(j) || (onlyHigher && j < i)) continue
+      budget--
       this.queue.push(this.now + DISCOVERY_BASE + n.random.next() * DISCOVERY_SPREAD, EV.CONNECT, i, j)
     }
   }

@@ -47,6 +47,11 @@ export class Radio {
   readonly y: Float64Array
   readonly on: Uint8Array
   private readonly nbrs: number[][]
+  /** Nodes in range whether on or not (recomputed when nodes move). */
+  private readonly potential: number[][]
+  private moved = true
+  /** Nodes switched on or off since the last topology(). */
+  private readonly switched = new Set<number>()
   private readonly domainOf: Int32Array
   private domains: Domain[] = []
   private nextDomain = 0
@@ -63,6 +68,7 @@ export class Radio {
     this.y = new Float64Array(nodes)
     this.on = new Uint8Array(nodes)
     this.nbrs = Array.from({ length: nodes }, () => [])
+    this.potential = Array.from({ length: nodes }, () => [])
     this.domainOf = new Int32Array(nodes).fill(-1)
     this.schedule = schedule
   }
@@ -72,12 +78,14 @@ export class Radio {
     this.x[i] = x
     this.y[i] = y
     this.dirty = true
+    this.moved = true
   }
 
   setOn (i: number, on: boolean): void {
     if ((this.on[i] === 1) === on) return
     this.on[i] = on ? 1 : 0
     this.dirty = true
+    this.switched.add(i)
   }
 
   inRange (a: number, b: number): boolean {
@@ -132,32 +140,51 @@ export class Radio {
     for (const d of this.domains) this.reschedule(d, now)
   }
 
+  /** Neighbour lists: from scratch when nodes moved, else only around the nodes switched on or off. */
   private computeNeighbours (): void {
     const n = this.on.length
-    const r = this.range
-    const cells = new Map<string, number[]>()
-    for (let i = 0; i < n; i++) {
-      this.nbrs[i]!.length = 0
-      if (this.on[i] !== 1) continue
-      const k = `${Math.floor(this.x[i]! / r)},${Math.floor(this.y[i]! / r)}`
-      let c = cells.get(k)
-      if (c === undefined) cells.set(k, c = [])
-      c.push(i)
-    }
-    for (let i = 0; i < n; i++) {
-      if (this.on[i] !== 1) continue
-      const cx = Math.floor(this.x[i]! / r)
-      const cy = Math.floor(this.y[i]! / r)
-      const list = this.nbrs[i]!
-      for (let dx = -1; dx <= 1; dx++) {
-        for (let dy = -1; dy <= 1; dy++) {
-          const c = cells.get(`${cx + dx},${cy + dy}`)
-          if (c === undefined) continue
-          for (const j of c) if (j !== i && this.inRange(i, j)) list.push(j)
-        }
+    if (this.moved) {
+      this.moved = false
+      this.switched.clear()
+      const r = this.range
+      const cells = new Map<string, number[]>()
+      for (let i = 0; i < n; i++) {
+        const k = `${Math.floor(this.x[i]! / r)},${Math.floor(this.y[i]! / r)}`
+        let c = cells.get(k)
+        if (c === undefined) cells.set(k, c = [])
+        c.push(i)
       }
-      list.sort((a, b) => a - b)
+      for (let i = 0; i < n; i++) {
+        const cx = Math.floor(this.x[i]! / r)
+        const cy = Math.floor(this.y[i]! / r)
+        const list = this.potential[i]!
+        list.length = 0
+        for (let dx = -1; dx <= 1; dx++) {
+          for (let dy = -1; dy <= 1; dy++) {
+            const c = cells.get(`${cx + dx},${cy + dy}`)
+            if (c === undefined) continue
+            for (const j of c) if (j !== i && this.inRange(i, j)) list.push(j)
+          }
+        }
+        list.sort((a, b) => a - b)
+      }
+      for (let i = 0; i < n; i++) this.filter(i)
+      return
     }
+    const touched = new Set<number>()
+    for (const i of this.switched) {
+      touched.add(i)
+      for (const j of this.potential[i]!) touched.add(j)
+    }
+    this.switched.clear()
+    for (const i of touched) this.filter(i)
+  }
+
+  private filter (i: number): void {
+    const list = this.nbrs[i]!
+    list.length = 0
+    if (this.on[i] !== 1) return
+    for (const j of this.potential[i]!) if (this.on[j] === 1) list.push(j)
   }
 
   private computeDomains (now: number): void {

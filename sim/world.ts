@@ -93,7 +93,7 @@ export class World {
     // everyone starts up at time 0
     for (const n of e.nodes) e.up(n.id)
     e.radio.topology(0)
-    for (const n of e.nodes) if (!n.virtual) e.discover(n.id)
+    for (const n of e.nodes) if (!n.virtual) e.discover(n.id, true)
     // uplinks, sleep, battery, churn, mobility
     for (const [i, inf] of this.info.entries()) {
       const u = inf.spec.uplink
