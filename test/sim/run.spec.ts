@@ -28,7 +28,7 @@ mobility: {speed_mps: [1, 2], pause_s: 5, step_s: 2}
 `
 
 describe('sim: runs', function () {
-  this.timeout(120_000)
+  this.timeout(SOAK ? 3_600_000 : 300_000)
   let dir: string
   before(() => { dir = mkdtempSync(join(tmpdir(), 'xo-sim-run-')) })
   after(() => { rmSync(dir, { recursive: true, force: true }) })
@@ -67,9 +67,10 @@ describe('sim: runs', function () {
   })
 
   it('classroom-30: every laptop completes within 1.15x the unicast airtime bound', () => {
-    // the shipped scenario; a 20 MB build in npm test, its 500 MB under XO_MESH_SOAK
+    // the shipped scenario; a 20 MB build and no election (its claims cost more events than the build) in
+    // npm test, as shipped under XO_MESH_SOAK (npm run bench -- sim --only=c reports it too)
     const text = readFileSync(join(REPO_ROOT, 'sim', 'scenarios', 'classroom-30.yaml'), 'utf8')
-    const s = parseScenario(SOAK ? text : text.replace('size: 500MB', 'size: 20MB'), 'classroom-30.yaml')
+    const s = parseScenario(SOAK ? text : text.replace('size: 500MB', 'size: 20MB') + 'election: false\n', 'classroom-30.yaml')
     const r = runScenario(s)
     const b = r.summary.builds[0]!
     assert.equal(b.complete_nodes, 30)
