@@ -145,6 +145,9 @@ export class Engine {
   /** Maximum connections per node. */
   readonly maxPeers: number
   private readonly latency: number
+  /** Times a core asked for a timer at or before the time of the timer it was just given (a spin the engine breaks). */
+  timerSpins = 0
+  firstTimerSpin: { node: number, t: number } | undefined
   /** Per node: the election deadline scheduled (NaN: none). */
   private electionAt = new Float64Array(0)
   /** Per node: when its set of radio connections last changed, ms. */
@@ -291,7 +294,14 @@ export class Engine {
       for (let k = 0; k < outs.length; k++) this.act(n, outs[k]!)
       next = n.pending.shift()
     }
-    const d = n.core.nextDeadline()
+    let d = n.core.nextDeadline()
+    if (d !== undefined && input.type === 'timer' && d <= this.now) {
+      // the core wants a timer at once right after one: it would spin at this instant for ever.
+      // Count it (the summary reports it) and give it the next millisecond instead.
+      this.timerSpins++
+      this.firstTimerSpin ??= { node: n.id, t: this.now }
+      d = this.now + 1
+    }
     if (d !== undefined && (n.timerAt === undefined || d < n.timerAt)) {
       n.timerAt = d
       this.queue.push(Math.max(d, this.now), EV.TIMER, n.id, d)

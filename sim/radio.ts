@@ -279,7 +279,7 @@ export class Radio {
     if (gen !== d.gen) return []
     this.advance(d, now)
     const ended: Flow[] = []
-    const eps = 1e-6
+    const eps = Math.max(1e-6, Math.abs(d.v) * 1e-12)
     for (;;) {
       const top = d.heap[0]
       if (top === undefined) break
@@ -314,7 +314,12 @@ export class Radio {
     while (d.heap.length > 0 && d.heap[0]!.done) popFlow(d.heap)
     const top = d.heap[0]
     if (top === undefined || d.active === 0) return
-    const t = now + Math.max(0, ((top.finishV - d.v) * d.active) / this.phy.bytesPerMs)
+    let t = now + Math.max(0, ((top.finishV - d.v) * d.active) / this.phy.bytesPerMs)
+    // what it still owes is below the clock's resolution at this time: it is done now (else it would never end)
+    if (t <= now) {
+      d.v = Math.max(d.v, top.finishV)
+      t = now
+    }
     this.schedule(t, d, d.gen)
   }
 }

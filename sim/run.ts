@@ -60,6 +60,9 @@ export interface Summary {
   /** s with a settled component of two or more laptops and no server. */
   no_server_s: number | null
   events: number
+  /** Times an exchange core asked for a timer at once right after one (it would spin; the engine gives it 1 ms): 0 in a healthy run. */
+  timer_spins: number
+  first_timer_spin: { node: string, t_s: number } | null
   trace_sha256: string
 }
 
@@ -153,6 +156,8 @@ export function runScenario (scenario: Scenario, opts: RunOptions = {}): RunResu
     split_brain_raw_s: election === undefined ? null : metrics.splitBrainRaw / 1000,
     no_server_s: election === undefined ? null : metrics.noServer / 1000,
     events: engine.events,
+    timer_spins: engine.timerSpins,
+    first_timer_spin: engine.firstTimerSpin === undefined ? null : { node: engine.nodes[engine.firstTimerSpin.node]!.name, t_s: engine.firstTimerSpin.t / 1000 },
     trace_sha256: trace.digest()
   }
   const nodes: NodeRow[] = laptops.map(n => ({
