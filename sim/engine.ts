@@ -182,7 +182,7 @@ export class Engine {
   addNode (name: string, group: number, battery: number, virtual = false): SimNode {
     const id = this.nodes.length
     const random = this.random.fork(100 + id)
-    const core = this.newCore(random)
+    const core = this.newCore(random, virtual)
     const n = new SimNode(id, name, group, this.builds.length, random, core, battery, virtual)
     this.nodes.push(n)
     if (this.electionAt.length < this.nodes.length) {
@@ -197,13 +197,15 @@ export class Engine {
     return n
   }
 
-  private newCore (random: Random): Exchange {
+  /** A laptop's exchange core; the mothership's (virtual) serves every school's uplink at once. */
+  private newCore (random: Random, mothership: boolean): Exchange {
     const x = this.scenario.exchange
+    const many = 1_000_000
     return new Exchange({
       random: random.fn,
       now: this.now,
-      maxPeers: x.maxPeers + 1, // the mothership's connection on top of the radio peers
-      ...(x.uploadSlots !== undefined ? { uploadSlots: x.uploadSlots } : {}),
+      maxPeers: mothership ? many : x.maxPeers + 1, // the mothership's connection on top of the radio peers
+      ...(mothership ? { uploadSlots: many, newPeersPerSecond: many } : x.uploadSlots !== undefined ? { uploadSlots: x.uploadSlots } : {}),
       ...(x.announceDelayMs !== undefined ? { tuning: { announceDelay: x.announceDelayMs } } : {})
     })
   }
