@@ -20,7 +20,8 @@ const BENCHES: Record<string, () => Promise<BenchModule>> = {
   add: () => import('./add.js'),
   exchange: () => import('./exchange.js'),
   relay: () => import('./relay.js'),
-  outbox: () => import('./outbox.js')
+  outbox: () => import('./outbox.js'),
+  sim: () => import('./sim.js')
 }
 
 interface Machine {

@@ -21,6 +21,7 @@ import { addEventsCommand } from './events.ts'
 import { addDeployCommands } from './deploy.ts'
 import { TrustError } from '../trust/errors.ts'
 import { addReportCommand } from './report.ts'
+import { addSimCommand } from './sim.ts'
 
 interface Globals { data?: string, json?: boolean }
 
@@ -230,6 +231,7 @@ addFetchCommand(program)
 addEventsCommand(program)
 addDeployCommands(program)
 addReportCommand(program)
+addSimCommand(program)
 
 async function main (): Promise<void> {
   try {
