@@ -9,6 +9,8 @@ import { CoreElection } from './election-model.ts'
 import type { Engine, EngineHooks } from './engine.ts'
 import type { ElectionModel } from './election.ts'
 import { nodeCount, type Scenario } from './scenario.ts'
+import { SimAdvisory, type AdvisorySummary } from './advisory/model.ts'
+import { Protocols } from './advisory/protocols.ts'
 
 export interface RunOptions {
   /** Overrides the scenario's seed. */
@@ -64,6 +66,8 @@ export interface Summary {
   timer_spins: number
   first_timer_spin: { node: string, t_s: number } | null
   trace_sha256: string
+  /** With an advisory in the scenario: how it spread and what it cost (sim/advisory/). */
+  advisory?: AdvisorySummary
 }
 
 export interface NodeRow {
@@ -108,6 +112,9 @@ export function runScenario (scenario: Scenario, opts: RunOptions = {}): RunResu
   if (opts.election !== undefined) hooks.election = opts.election(engine)
   else if (s.election) hooks.election = new CoreElection(engine, i => world.info[i]?.spec.role === 'server')
   const election: ElectionModel | undefined = hooks.election
+  // the advisory core shares the election's slot (sim/advisory/protocols.ts)
+  const advisory = s.advisory !== undefined ? new SimAdvisory(engine, s.advisory) : undefined
+  if (advisory !== undefined) hooks.election = new Protocols(election, advisory)
   world.setup()
   const bounds = s.content.map((_c, b) => airtimeBound(engine, b))
   engine.run(s.duration)
@@ -151,14 +158,15 @@ export function runScenario (scenario: Scenario, opts: RunOptions = {}): RunResu
     uplink_bytes: engine.uplinkBytes,
     duplicate_bytes: duplicate,
     election: election?.name ?? null,
-    elected: metrics.elected,
+    elected: election === undefined ? [] : metrics.elected,
     split_brain_s: election === undefined ? null : metrics.splitBrain / 1000,
     split_brain_raw_s: election === undefined ? null : metrics.splitBrainRaw / 1000,
     no_server_s: election === undefined ? null : metrics.noServer / 1000,
     events: engine.events,
     timer_spins: engine.timerSpins,
     first_timer_spin: engine.firstTimerSpin === undefined ? null : { node: engine.nodes[engine.firstTimerSpin.node]!.name, t_s: engine.firstTimerSpin.t / 1000 },
-    trace_sha256: trace.digest()
+    trace_sha256: trace.digest(),
+    ...(advisory !== undefined ? { advisory: advisory.summary() } : {})
   }
   const nodes: NodeRow[] = laptops.map(n => ({
     node: n.name,

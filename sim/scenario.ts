@@ -61,6 +61,23 @@ export interface Scenario {
   election: boolean
   /** Metrics sampling interval, ms. */
   sampleMs: number
+  /** A signed advisory for one build, offered to `on` at `at` and spread by the advisory core (sim/advisory/); undefined: none. */
+  advisory?: AdvisorySpec | undefined
+}
+
+export interface AdvisorySpec {
+  /** When the advisory is offered on its first laptops, ms. */
+  at: number
+  /** Index in content of the build it names: laptops other than its sources hold (fetch) it only once the advisory reached them. */
+  build: number
+  /** Laptops it is offered on (node-K names). */
+  on: string[]
+  /** Time to apply the build once complete, ms ("installed" = complete + this). */
+  applyMs: number
+  /** Trickle's Imin (ms), doublings to Imax and k; undefined: the core's defaults. */
+  iminMs: number | undefined
+  doublings: number | undefined
+  k: number | undefined
 }
 
 /** The number of nodes a scenario expands to. */
@@ -180,7 +197,7 @@ export function parseScenario (text: string, file = 'scenario'): Scenario {
     throw new ScenarioError(`${file}:${pos.line}: not valid YAML: ${e.message.split('\n')[0]}`)
   }
   if (!isMap(doc.contents)) throw new ScenarioError(`${file}:1: a scenario is a YAML mapping (name:, radio:, nodes:, …), got ${doc.contents === null ? 'an empty document' : 'something else'}`)
-  const top = r.map(doc.contents, '', ['name', 'seed', 'duration', 'start', 'radio', 'area', 'groups', 'nodes', 'content', 'churn', 'mobility', 'exchange', 'election', 'sample'])
+  const top = r.map(doc.contents, '', ['name', 'seed', 'duration', 'start', 'radio', 'area', 'groups', 'nodes', 'content', 'churn', 'mobility', 'exchange', 'election', 'sample', 'advisory'])
   const get = (k: string): YamlNode | null | undefined => top.get(k)?.value
   const need = (k: string): YamlNode | null => {
     const v = top.get(k)
@@ -337,5 +354,30 @@ export function parseScenario (text: string, file = 'scenario'): Scenario {
 
   const election = get('election') !== undefined ? r.bool(get('election')!, 'election') : true
 
-  return { name, seed, duration, start, radio, area, groups, nodes, content, churn, mobility, exchange, election, sampleMs }
+  let advisory: AdvisorySpec | undefined
+  if (get('advisory') !== undefined) {
+    const am = r.map(get('advisory'), 'advisory', ['at', 'build', 'on', 'apply_s', 'imin_ms', 'doublings', 'k'])
+    const buildNode = am.get('build')?.value ?? null
+    const buildName = r.string(buildNode, 'advisory.build')
+    const build = content.findIndex(c => c.name === buildName)
+    if (build < 0) r.fail(buildNode, 'advisory.build', `no content named ${JSON.stringify(buildName)} (content: ${content.map(c => c.name).join(', ') || 'none'})`)
+    const onNode = am.get('on')?.value ?? null
+    const on = onNode === null ? ['node-0'] : isSeq(onNode) ? r.seq(onNode, 'advisory.on').map((x, j) => r.string(x, `advisory.on[${j}]`)) : [r.string(onNode, 'advisory.on')]
+    for (const o of on) {
+      const nm = /^node-(\d+)$/.exec(o)
+      if (nm === null || Number(nm[1]) >= total) r.fail(onNode, 'advisory.on', `expected node-K with K below ${total}, got ${JSON.stringify(o)}`)
+    }
+    const opt = (k: string, o: { min?: number, max?: number, integer?: boolean, above?: number }): number | undefined => am.has(k) ? r.number(am.get(k)!.value, `advisory.${k}`, o) : undefined
+    advisory = {
+      at: am.has('at') ? r.duration(am.get('at')!.value, 'advisory.at') : 0,
+      build,
+      on,
+      applyMs: (opt('apply_s', { min: 0 }) ?? 0) * 1000,
+      iminMs: opt('imin_ms', { above: 0 }),
+      doublings: opt('doublings', { integer: true, min: 0, max: 30 }),
+      k: opt('k', { integer: true, min: 1 })
+    }
+  }
+
+  return { name, seed, duration, start, radio, area, groups, nodes, content, churn, mobility, exchange, election, sampleMs, advisory }
 }

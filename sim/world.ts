@@ -88,7 +88,9 @@ export class World {
         } else sources.add(Number(on.slice(5)))
       }
       for (const i of sources) e.give(i, b)
-      for (const n of e.nodes) if (!n.virtual || sources.has(n.id)) e.queue.push(c.at, EV.HOLD, n.id, b)
+      // an advised build is held by the others only once the advisory reaches them (sim/advisory/)
+      const advised = s.advisory?.build === b
+      for (const n of e.nodes) if ((!n.virtual && !advised) || sources.has(n.id)) e.queue.push(c.at, EV.HOLD, n.id, b)
     }
     // everyone starts up at time 0
     for (const n of e.nodes) e.up(n.id)

@@ -68,7 +68,7 @@ describe('sim: scenarios', () => {
   })
 
   it('parses the shipped scenarios', () => {
-    for (const [file, count] of [['classroom-30', 30], ['school-300', 301], ['district-10k', 10_000], ['validate-5', 5]] as const) {
+    for (const [file, count] of [['classroom-30', 30], ['school-300', 301], ['district-10k', 10_000], ['validate-5', 5], ['school-300-advisory', 301]] as const) {
       const s = parseScenario(readFileSync(join(REPO_ROOT, 'sim', 'scenarios', `${file}.yaml`), 'utf8'), file)
       assert.equal(s.name, file)
       assert.equal(nodeCount(s), count)
