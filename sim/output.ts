@@ -95,6 +95,11 @@ export function summaryTable (s: Summary): string {
   for (const r of rows) lines.push(fmtRow(r))
   lines.push(`bytes on air ${human(s.bytes_on_air)} (control ${human(s.control_bytes)}, duplicates ${human(s.duplicate_bytes)}), uplink ${human(s.uplink_bytes)}`)
   lines.push(s.election === null ? 'election: none in this run' : `election ${s.election}: ${s.elected.length} changes, split brain ${s.split_brain_s} s, no server ${s.no_server_s} s`)
+  const a = s.advisory
+  if (a !== undefined) {
+    lines.push(`advisory for ${a.build} at ${a.at_s} s: reached ${a.reached}/${a.laptops} (first ${a.first_s ?? '-'} s, last ${a.last_s ?? '-'} s), installed ${a.installed}/${a.laptops} (first ${a.install_first_s ?? '-'} s, last ${a.install_last_s ?? '-'} s); ` +
+      `once converged, per laptop per hour: ${a.adverts_per_laptop_hour ?? '-'} Trickle adverts, ${a.messages_per_laptop_hour ?? '-'} messages (${a.connect_states_per_laptop_hour ?? '-'} on connecting)`)
+  }
   lines.push(`events ${s.events}, trace_sha256 ${s.trace_sha256}`)
   return lines.join('\n')
 }
