@@ -150,6 +150,8 @@ function createNetwork (shape: ReturnType<typeof shapingFor>, netem: boolean): v
     ipn(ns, 'addr', 'add', `${ip}/24`, 'dev', 'eth0')
     ipn(ns, 'link', 'set', 'eth0', 'up')
     ipn(ns, 'link', 'set', 'lo', 'up')
+    // one TCP segment per frame, as on a radio: else TCP hands veth 64 KB super-frames and a loss drops dozens of segments at once
+    ipn(ns, 'link', 'set', 'eth0', 'gso_max_segs', '1')
     // everything the laptop sends goes through the one shared bottleneck
     tcn(BRIDGE, 'qdisc', 'add', 'dev', v, 'handle', 'ffff:', 'ingress')
     tcn(BRIDGE, 'filter', 'add', 'dev', v, 'parent', 'ffff:', 'protocol', 'all', 'u32', 'match', 'u32', '0', '0', 'action', 'mirred', 'egress', 'redirect', 'dev', 'air')
