@@ -88,8 +88,9 @@ export class CoreElection implements ElectionModel {
           break
         case 'broadcast': {
           let bytes = claimsBytes(o.message)
+          const except = o.except === undefined ? -1 : Number(o.except)
           for (const peer of n.conns.keys()) {
-            if (String(peer) === o.except || e.nodes[peer]!.virtual) continue
+            if (peer === except || peer === e.mothership) continue
             e.sendElection(i, peer, o.message, bytes)
             bytes = 0 // one transmission on the air
           }
