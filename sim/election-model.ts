@@ -86,16 +86,9 @@ export class CoreElection implements ElectionModel {
         case 'send':
           e.sendElection(i, Number(o.peer), o.message, claimsBytes(o.message))
           break
-        case 'broadcast': {
-          let bytes = claimsBytes(o.message)
-          const except = o.except === undefined ? -1 : Number(o.except)
-          for (const peer of n.conns.keys()) {
-            if (peer === except || peer === e.mothership) continue
-            e.sendElection(i, peer, o.message, bytes)
-            bytes = 0 // one transmission on the air
-          }
+        case 'broadcast':
+          e.broadcastElection(i, o.except === undefined ? -1 : Number(o.except), o.message, claimsBytes(o.message))
           break
-        }
         case 'role':
           this.states[i] = o.state
           this.roleEvents++

@@ -61,10 +61,6 @@ function sameBytes (a: Uint8Array, b: Uint8Array): boolean {
   return true
 }
 
-function sameState (a: RoleState, b: RoleState): boolean {
-  return a.role === b.role && a.server === b.server && a.term === b.term
-}
-
 export class Election implements Core<ElectionInput, ElectionOutput> {
   readonly self: PeerId
   readonly config: Readonly<ElectionConfig>
@@ -227,8 +223,8 @@ export class Election implements Core<ElectionInput, ElectionOutput> {
     this.decide(now, out)
     this.relayNewTop(relay, now)
     this.flushRelays(relay, out)
-    const next: RoleState = this.observed()
-    if (!sameState(next, this.current)) {
+    if (this.roleChanged()) {
+      const next = this.observed()
       out.push({ type: 'role', state: next, previous: this.current })
       this.current = next
     }
@@ -491,6 +487,14 @@ export class Election implements Core<ElectionInput, ElectionOutput> {
     this.maxTerm = this.myTerm
     this.settleSince = this.holdSince = this.holdAgainst = undefined
     this.announce(now, out)
+  }
+
+  /** Whether observed() differs from the state last reported (without building it: most inputs change nothing). */
+  private roleChanged (): boolean {
+    const c = this.current
+    if (this.role === 'server') return c.role !== 'server' || c.server !== this.self || c.term !== this.myTerm
+    const s = this.bestOtherServer()
+    return c.role !== 'peer' || c.server !== (s === undefined ? null : s.peer) || c.term !== (s === undefined ? this.maxTerm : s.term)
   }
 
   private observed (): RoleState {
