@@ -21,7 +21,7 @@ describe('sim: election', function () {
 
   it('school-300 with churn: no split brain after convergence and a server in every component, over seeds', () => {
     // npm test: 3 seeds of four rooms of ten for 3 minutes; soak: school-300 itself, 3 minutes each, XO_MESH_SIM_SEEDS
-    // seeds (100 by default, ~30 s of CPU each; the 1,000 take about 9 hours)
+    // seeds (100 by default, ~9 s of CPU each; npm run bench -- sim-election runs the 1,000)
     const seeds = SOAK ? Number(process.env.XO_MESH_SIM_SEEDS ?? 100) : 3
     const s = SOAK ? parseScenario(school(10, 30, 3), 'school-300') : parseScenario(school(4, 10, 3), 'school-40')
     let changes = 0
