@@ -30,5 +30,5 @@ process.stdout.write(JSON.stringify({
   wall_s: wall,
   cpu_s: (cpu.user + cpu.system) / 1e6,
   max_rss_mib: process.resourceUsage().maxRSS / 1024,
-  counts: Array.from(r.engine.counts.slice(0, 9))
+  counts: Array.from(r.engine.counts.slice(0, 10))
 }) + '\n')

@@ -86,15 +86,9 @@ export class CoreElection implements ElectionModel {
         case 'send':
           e.sendElection(i, Number(o.peer), o.message, claimsBytes(o.message))
           break
-        case 'broadcast': {
-          let bytes = claimsBytes(o.message)
-          for (const peer of n.conns.keys()) {
-            if (String(peer) === o.except || e.nodes[peer]!.virtual) continue
-            e.sendElection(i, peer, o.message, bytes)
-            bytes = 0 // one transmission on the air
-          }
+        case 'broadcast':
+          e.broadcastElection(i, o.except === undefined ? -1 : Number(o.except), o.message, claimsBytes(o.message))
           break
-        }
         case 'role':
           this.states[i] = o.state
           this.roleEvents++

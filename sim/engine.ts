@@ -14,7 +14,7 @@ import { HeldBuild, makeBuild, type SimBuild } from './builds.ts'
 import type { Scenario } from './scenario.ts'
 import type { ElectionModel } from './election.ts'
 
-export const EV = { TIMER: 0, DELIVER: 1, DOMAIN: 2, WIRE: 3, CONNECT: 4, HOLD: 5, WORLD: 6, SAMPLE: 7, ELECTION: 8 } as const
+export const EV = { TIMER: 0, DELIVER: 1, DOMAIN: 2, WIRE: 3, CONNECT: 4, HOLD: 5, WORLD: 6, SAMPLE: 7, ELECTION: 8, CLAIMS: 9 } as const
 
 /** Receives every event the engine runs, in order (for the trace hash). */
 export interface TraceSink {
@@ -70,6 +70,14 @@ export class Conn {
 }
 
 interface Delivery { stream: Stream, epoch: number, item: Item }
+
+/**
+ * One election frame from a node to some of its neighbours, all delivered by
+ * one event after the latency: its own stream of the connection (as the
+ * agent's election protocol is), not queued behind the exchange's frames.
+ * Each receiver gets it if the connection it was sent on is still open.
+ */
+interface ClaimsDelivery { from: number, message: unknown, to: number[], epochs: number[] }
 
 export class SimNode {
   readonly id: number
@@ -244,6 +252,7 @@ export class Engine {
         return
       }
       case EV.DELIVER: return this.deliver(e.ref as Delivery)
+      case EV.CLAIMS: return this.deliverClaims(e.ref as ClaimsDelivery)
       case EV.DOMAIN: {
         for (const f of this.radio.onDomainEnd(e.ref as Domain, e.a, this.now)) this.sent(f.token as Stream)
         return
@@ -418,7 +427,40 @@ export class Engine {
   sendElection (from: number, to: number, message: unknown, bytes: number): void {
     const conn = this.nodes[from]!.conns.get(to)
     if (conn === undefined) return
-    this.enqueue(conn.from(from), { data: false, proto: 1, message, bytes })
+    this.controlBytes += bytes
+    this.radio.bytesOnAir += bytes
+    this.queue.push(this.now + this.latency, EV.CLAIMS, to, 0, { from, message, to: [to], epochs: [conn.epoch] } satisfies ClaimsDelivery)
+  }
+
+  /**
+   * Sends an election message from one node to every radio neighbour but
+   * `except` (-1: none): one transmission on the air, its bytes counted once.
+   */
+  broadcastElection (from: number, except: number, message: unknown, bytes: number): void {
+    const to: number[] = []
+    const epochs: number[] = []
+    for (const [peer, conn] of this.nodes[from]!.conns) {
+      if (peer === except || conn.wire !== undefined) continue
+      to.push(peer)
+      epochs.push(conn.epoch)
+    }
+    if (to.length === 0) return
+    this.controlBytes += bytes
+    this.radio.bytesOnAir += bytes
+    this.queue.push(this.now + this.latency, EV.CLAIMS, from, 0, { from, message, to, epochs } satisfies ClaimsDelivery)
+  }
+
+  private deliverClaims (d: ClaimsDelivery): void {
+    const el = this.hooks.election
+    if (el === undefined) return
+    const sender = this.nodes[d.from]!
+    for (let k = 0; k < d.to.length; k++) {
+      const to = d.to[k]!
+      const conn = sender.conns.get(to)
+      if (conn === undefined || conn.epoch !== d.epochs[k] || !this.nodes[to]!.on) continue
+      el.message(to, d.from, d.message, this.now)
+      this.scheduleElection(to)
+    }
   }
 
   private enqueue (s: Stream, item: Item): void {

@@ -61,10 +61,6 @@ function sameBytes (a: Uint8Array, b: Uint8Array): boolean {
   return true
 }
 
-function sameState (a: RoleState, b: RoleState): boolean {
-  return a.role === b.role && a.server === b.server && a.term === b.term
-}
-
 export class Election implements Core<ElectionInput, ElectionOutput> {
   readonly self: PeerId
   readonly config: Readonly<ElectionConfig>
@@ -95,6 +91,21 @@ export class Election implements Core<ElectionInput, ElectionOutput> {
   private top = new Set<PeerId>()
   /** Whether the set or the ranks of known claims changed since the best few were last computed. */
   private topDirty = true
+  /**
+   * No known claim's lease ends before this (a lower bound: a refresh moves
+   * a lease later without raising it). The view is scanned for expired
+   * claims only once it is reached, not on every input: the scan then finds
+   * the exact earliest end again.
+   */
+  private leaseEnd = Infinity
+  /** No remembered departure is due to be forgotten before this. */
+  private forgetDue = Infinity
+  /** Grows whenever the view changes (a claim accepted or dropped, a fresh own claim)… */
+  private view = 0
+  /** …so the best other server and whether this peer is the best candidate are computed once per change, not per input. */
+  private viewAt = -1
+  private viewOther: Claim | undefined
+  private viewBest = true
   private current: RoleState
 
   constructor (init: ElectionInit) {
@@ -162,8 +173,7 @@ export class Election implements Core<ElectionInput, ElectionOutput> {
   }
 
   nextDeadline (): number | undefined {
-    let t = this.nextHeartbeat
-    for (const e of this.known.values()) t = Math.min(t, e.issuedAt + this.config.failureTimeoutMs)
+    let t = Math.min(this.nextHeartbeat, this.leaseEnd)
     if (this.settleSince !== undefined) t = Math.min(t, Math.max(this.settleSince + this.config.settleMs, this.startedAt + this.config.startupGraceMs))
     if (this.holdSince !== undefined) t = Math.min(t, this.holdSince + this.config.holdMs)
     return t
@@ -213,8 +223,8 @@ export class Election implements Core<ElectionInput, ElectionOutput> {
     this.decide(now, out)
     this.relayNewTop(relay, now)
     this.flushRelays(relay, out)
-    const next: RoleState = this.observed()
-    if (!sameState(next, this.current)) {
+    if (this.roleChanged()) {
+      const next = this.observed()
       out.push({ type: 'role', state: next, previous: this.current })
       this.current = next
     }
@@ -236,6 +246,7 @@ export class Election implements Core<ElectionInput, ElectionOutput> {
     }
     const bytes = encodeClaim(claim)
     this.topDirty = true
+    this.view++
     return { claim, bytes, signature: this.auth.sign(signedPayload(bytes)), hops: 0, age: 0 }
   }
 
@@ -295,6 +306,8 @@ export class Election implements Core<ElectionInput, ElectionOutput> {
       }
       const entry: Entry = { signed: sc, issuedAt: now - sc.age, from, tokens: tokens - 1, tokensAt: now }
       this.known.set(c.peer, entry)
+      this.view++
+      this.leaseEnd = Math.min(this.leaseEnd, entry.issuedAt + this.config.failureTimeoutMs)
       if (prev === undefined || compareCapability(prev.signed.claim.capability, c.capability) !== 0) this.topDirty = true
       this.memory.delete(c.peer)
       this.stats.claimsAccepted++
@@ -314,6 +327,7 @@ export class Election implements Core<ElectionInput, ElectionOutput> {
     }
     if (worst === undefined || (!c.serving && compareCandidate(c, worst.signed.claim) <= 0)) return false
     this.known.delete(worst.signed.claim.peer)
+    this.view++
     this.topDirty = true
     return true
   }
@@ -376,19 +390,39 @@ export class Election implements Core<ElectionInput, ElectionOutput> {
 
   /** Drops claims whose lease ran out (their peer left or is cut off) and forgets old departures. */
   private expire (now: number): void {
-    for (const [peer, e] of this.known) {
-      if (e.issuedAt + this.config.failureTimeoutMs > now) continue
-      this.known.delete(peer)
-      this.topDirty = true
-      const c = e.signed.claim
-      this.memory.set(peer, { incarnation: c.incarnation, seq: c.seq, forgetAt: now + this.config.forgetMs, tokens: e.tokens, tokensAt: e.tokensAt })
-    }
-    for (const [peer, until] of this.bans) if (until <= now) this.bans.delete(peer)
-    if (this.memory.size > 0) {
-      for (const [peer, m] of this.memory) if (m.forgetAt <= now) this.memory.delete(peer)
+    if (now >= this.leaseEnd) {
+      let next = Infinity
+      for (const [peer, e] of this.known) {
+        const end = e.issuedAt + this.config.failureTimeoutMs
+        if (end > now) {
+          if (end < next) next = end
+          continue
+        }
+        this.known.delete(peer)
+        this.topDirty = true
+        this.view++
+        const c = e.signed.claim
+        // re-inserted at the end: the memory stays in order of forgetAt
+        this.memory.delete(peer)
+        this.memory.set(peer, { incarnation: c.incarnation, seq: c.seq, forgetAt: now + this.config.forgetMs, tokens: e.tokens, tokensAt: e.tokensAt })
+        this.forgetDue = Math.min(this.forgetDue, now + this.config.forgetMs)
+      }
+      this.leaseEnd = next
       // bounded: the oldest departures go first (a Map iterates in insertion order)
       for (const peer of this.memory.keys()) {
         if (this.memory.size <= 4 * this.config.maxKnown) break
+        this.memory.delete(peer)
+      }
+    }
+    if (this.bans.size > 0) for (const [peer, until] of this.bans) if (until <= now) this.bans.delete(peer)
+    if (now >= this.forgetDue) {
+      // in order of forgetAt (inserted at the end, with now growing): the first one not due ends the sweep
+      this.forgetDue = Infinity
+      for (const [peer, m] of this.memory) {
+        if (m.forgetAt > now) {
+          this.forgetDue = m.forgetAt
+          break
+        }
         this.memory.delete(peer)
       }
     }
@@ -398,12 +432,23 @@ export class Election implements Core<ElectionInput, ElectionOutput> {
 
   /** The best live serving claim of another peer, if any. */
   private bestOtherServer (): Claim | undefined {
-    let best: Claim | undefined
+    this.look()
+    return this.viewOther
+  }
+
+  /** Recomputes, after a change of the view, its best other server and whether this peer is the best candidate in it. */
+  private look (): void {
+    if (this.viewAt === this.view) return
+    this.viewAt = this.view
+    let other: Claim | undefined
+    let best = true
     for (const e of this.known.values()) {
       const c = e.signed.claim
-      if (c.serving && (best === undefined || compareServer(c, best) > 0)) best = c
+      if (c.serving && (other === undefined || compareServer(c, other) > 0)) other = c
+      if (best && compareCandidate(c, this.own.claim) > 0) best = false
     }
-    return best
+    this.viewOther = other
+    this.viewBest = best
   }
 
   private decide (now: number, out: ElectionOutput[]): void {
@@ -416,10 +461,7 @@ export class Election implements Core<ElectionInput, ElectionOutput> {
       }
       return
     }
-    let best = true
-    for (const e of this.known.values()) {
-      if (compareCandidate(e.signed.claim, this.own.claim) > 0) { best = false; break }
-    }
+    const best = this.viewBest
     if (other === undefined) {
       this.holdSince = this.holdAgainst = undefined
       if (!best) { this.settleSince = undefined; return }
@@ -445,6 +487,14 @@ export class Election implements Core<ElectionInput, ElectionOutput> {
     this.maxTerm = this.myTerm
     this.settleSince = this.holdSince = this.holdAgainst = undefined
     this.announce(now, out)
+  }
+
+  /** Whether observed() differs from the state last reported (without building it: most inputs change nothing). */
+  private roleChanged (): boolean {
+    const c = this.current
+    if (this.role === 'server') return c.role !== 'server' || c.server !== this.self || c.term !== this.myTerm
+    const s = this.bestOtherServer()
+    return c.role !== 'peer' || c.server !== (s === undefined ? null : s.peer) || c.term !== (s === undefined ? this.maxTerm : s.term)
   }
 
   private observed (): RoleState {

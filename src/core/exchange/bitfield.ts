@@ -45,6 +45,16 @@ export function countBits (bf: Uint8Array): number {
   return n
 }
 
+/** Number of bits set in both (bitfields of the same length). */
+export function countCommon (a: Uint8Array, b: Uint8Array): number {
+  let n = 0
+  for (let i = 0; i < a.length; i++) {
+    const v = a[i]! & b[i]!
+    if (v !== 0) n += POPCOUNT[v]!
+  }
+  return n
+}
+
 /** True when bf is a well-formed bitfield over n leaves: the right length, padding bits clear. */
 export function isBitfieldFor (bf: Uint8Array, n: number): boolean {
   if (bf.length !== bitfieldLength(n)) return false

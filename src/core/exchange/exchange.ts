@@ -47,6 +47,14 @@ export class Exchange implements Core<ExchangeInput, ExchangeOutput> {
   private readonly toRefill = new Set<Peer>()
   private refillEveryone = false
   private rotor = 0
+  /**
+   * No peer's stall or snub deadline falls before this (a lower bound:
+   * progress moves a deadline later without raising it). Only the peer an
+   * input concerns and the peers just asked for more can get an earlier one,
+   * so computeDeadline need not walk every peer; a timer that finds nothing
+   * due walks them once and makes it exact again.
+   */
+  private peerDue = Infinity
   private seq = 0
   readonly stats: ExchangeStats = { bytesServed: 0, bytesReceived: 0, duplicateBlocks: 0, duplicateBytes: 0, endgameRequests: 0, stalls: 0, bans: 0 }
 
@@ -76,6 +84,10 @@ export class Exchange implements Core<ExchangeInput, ExchangeOutput> {
       }
     } else {
       this.dispatch(input)
+    }
+    if ('peer' in input) {
+      const p = this.peers.get(input.peer)
+      if (p !== undefined) this.peerDue = Math.min(this.peerDue, this.dueOf(p))
     }
     this.refillWindows()
     this.pumpUploads()
@@ -535,13 +547,16 @@ export class Exchange implements Core<ExchangeInput, ExchangeOutput> {
         this.refillEveryone = true
       }
     }
-    for (const p of [...this.peers.values()]) {
+    let due = Infinity
+    for (const p of this.peers.values()) {
       if (p.window.blocks > 0 && !p.chokedUs && this.now >= p.lastProgress + p.window.stallTimeout()) this.stall(p)
       if (p.snubbedUntil > 0 && p.snubbedUntil <= this.now) {
         p.snubbedUntil = 0
         this.toRefill.add(p)
       }
+      due = Math.min(due, this.dueOf(p))
     }
+    this.peerDue = due
     this.ledger.tick(this.now)
   }
 
@@ -780,17 +795,28 @@ export class Exchange implements Core<ExchangeInput, ExchangeOutput> {
   }
 
   private refillWindows (): void {
-    let targets: Peer[]
     if (this.refillEveryone) {
+      this.refillEveryone = false
+      this.toRefill.clear()
       const all = [...this.peers.values()]
-      const start = all.length === 0 ? 0 : this.rotor++ % all.length
-      targets = [...all.slice(start), ...all.slice(0, start)]
-    } else {
-      targets = [...this.toRefill]
+      const n = all.length
+      const start = n === 0 ? 0 : this.rotor++ % n
+      for (let k = 0; k < n; k++) {
+        const p = all[(start + k) % n]!
+        if (this.peers.has(p.id)) this.fill(p)
+      }
+      return
     }
-    this.refillEveryone = false
+    if (this.toRefill.size === 0) return
+    const targets = [...this.toRefill]
     this.toRefill.clear()
     for (const p of targets) if (this.peers.has(p.id)) this.fill(p)
+  }
+
+  /** When a peer stalls (requests outstanding) or its snub ends, or Infinity. */
+  private dueOf (p: Peer): number {
+    const stall = p.window.blocks > 0 && !p.chokedUs ? p.lastProgress + p.window.stallTimeout() : Infinity
+    return p.snubbedUntil > 0 ? Math.min(stall, p.snubbedUntil) : stall
   }
 
   /** Requests what this peer can give us, highest-priority build first, up to its window. */
@@ -799,8 +825,9 @@ export class Exchange implements Core<ExchangeInput, ExchangeOutput> {
     for (const b of this.ordered) {
       if (b.pausedUntil > this.now) continue
       if (b.phase === 'manifest') this.fillManifest(b, p)
-      else if (b.fetch !== undefined && !this.fillLeaves(b, p)) return
+      else if (b.fetch !== undefined && !this.fillLeaves(b, p)) break
     }
+    this.peerDue = Math.min(this.peerDue, this.dueOf(p))
   }
 
   private fillManifest (b: Build, p: Peer): void {
@@ -934,6 +961,7 @@ export class Exchange implements Core<ExchangeInput, ExchangeOutput> {
   }
 
   private sendNotices (): void {
+    if (this.ledger.notices.length === 0) return
     for (const n of this.ledger.notices.splice(0)) {
       const p = this.peers.get(n.peer)
       if (p !== undefined) this.send(p, { type: n.type })
@@ -946,10 +974,7 @@ export class Exchange implements Core<ExchangeInput, ExchangeOutput> {
       if (b.announceAt !== undefined) d = Math.min(d, b.announceAt)
       if (b.pausedUntil > 0) d = Math.min(d, b.pausedUntil)
     }
-    for (const p of this.peers.values()) {
-      if (p.window.blocks > 0 && !p.chokedUs) d = Math.min(d, p.lastProgress + p.window.stallTimeout())
-      if (p.snubbedUntil > 0) d = Math.min(d, p.snubbedUntil)
-    }
+    d = Math.min(d, this.peerDue)
     const l = this.ledger.deadline(this.now)
     if (l !== undefined) d = Math.min(d, l)
     return d === Infinity ? undefined : Math.max(d, this.now)

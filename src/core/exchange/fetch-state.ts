@@ -22,6 +22,14 @@ export class FetchState {
   readonly avail: Uint16Array
   /** Missing leaves in a random order (ties of rarity break by it); entries no longer missing are skipped, then compacted away. */
   order: Uint32Array
+  /** Each missing leaf's place in that random order (compaction keeps the order, so ranks stay comparable). */
+  rank: Uint16Array | Uint32Array
+  /**
+   * The requestable leaves (missing, no request outstanding) as a bitfield,
+   * so what a partial peer can give us is one AND over its bitfield: n / 8
+   * byte operations, not a walk over every missing leaf.
+   */
+  readonly idleBits: Uint8Array
   orderLength = 0
   haveCount = 0
   haveBytes = 0
@@ -51,6 +59,7 @@ export class FetchState {
     this.state = new Uint8Array(this.n)
     this.req = new Uint8Array(this.n)
     this.avail = new Uint16Array(this.n)
+    this.idleBits = new Uint8Array(bitfieldLength(this.n))
     let total = 0
     for (let i = 0; i < this.n; i++) {
       total += sizes[i]!
@@ -63,6 +72,7 @@ export class FetchState {
     }
     this.totalBytes = total
     this.order = new Uint32Array(0)
+    this.rank = this.n <= 0x10000 ? new Uint16Array(this.n) : new Uint32Array(this.n)
     this.rebuildOrder()
   }
 
@@ -76,10 +86,14 @@ export class FetchState {
     const order = new Uint32Array(this.n - this.haveCount)
     let k = 0
     this.idle = 0
+    this.idleBits.fill(0)
     for (let i = 0; i < this.n; i++) {
       if (this.state[i] !== MISSING) continue
       order[k++] = i
-      if (this.req[i] === 0) this.idle++
+      if (this.req[i] === 0) {
+        this.idle++
+        setBit(this.idleBits, i)
+      }
     }
     for (let i = k - 1; i > 0; i--) {
       const j = Math.floor(this.random() * (i + 1))
@@ -87,6 +101,7 @@ export class FetchState {
       order[i] = order[j]!
       order[j] = t
     }
+    for (let p = 0; p < k; p++) this.rank[order[p]!] = p
     this.order = order
     this.orderLength = k
     this.dead = 0
@@ -124,7 +139,10 @@ export class FetchState {
   }
 
   addRequest (i: number): void {
-    if (this.state[i] === MISSING && this.req[i] === 0) this.idle--
+    if (this.state[i] === MISSING && this.req[i] === 0) {
+      this.idle--
+      clearBit(this.idleBits, i)
+    }
     if (this.req[i] === 1) this.doubled++
     this.req[i] = this.req[i]! + 1
   }
@@ -135,6 +153,7 @@ export class FetchState {
     if (this.req[i] === 1) this.doubled--
     if (this.state[i] === MISSING && this.req[i] === 0) {
       this.idle++
+      setBit(this.idleBits, i)
       this.epoch++
     }
   }
@@ -142,7 +161,10 @@ export class FetchState {
   /** A missing leaf arrived and goes to the store. */
   arrive (i: number): void {
     if (this.state[i] !== MISSING) return
-    if (this.req[i] === 0) this.idle--
+    if (this.req[i] === 0) {
+      this.idle--
+      clearBit(this.idleBits, i)
+    }
     this.state[i] = STORING
     this.storing++
   }
@@ -166,6 +188,7 @@ export class FetchState {
     this.storing--
     if (this.req[i] === 0) {
       this.idle++
+      setBit(this.idleBits, i)
       this.epoch++
     }
   }

@@ -2,11 +2,18 @@
 // and nobody has been asked for, ties broken by the build's random order; in
 // end-game, a second request for a leaf outstanding elsewhere. Two passes over
 // (a bounded random sample of) the missing leaves, no allocation per leaf.
-import { hasBit } from './bitfield.ts'
+// A partial peer's candidates are first counted with one AND of its bitfield
+// and the requestable leaves: most refills toward a sparse peer find nothing
+// (or a few leaves) and cost n / 8 byte operations, not a walk of the order.
+import { countCommon, hasBit } from './bitfield.ts'
 import { MISSING, type FetchState } from './fetch-state.ts'
 
 const BUCKETS = 256
 const histogram = new Uint32Array(BUCKETS)
+/** Sort keys of a sparse peer's candidates: (rarity bucket, place in the random order, leaf), one float each. */
+let keys = new Float64Array(256)
+/** 2^20: MAX_LEAVES, so a place or a leaf index fits below it and a key below 2^48. */
+const SPAN = 0x100000
 
 /** What may be asked of one peer. */
 export interface PickLimits {
@@ -52,8 +59,16 @@ export function pickRarest (st: FetchState, l: PickLimits, out: number[]): numbe
   if (l.maxCount <= 0) return -1
   const avg = Math.max(1, st.totalBytes / Math.max(1, st.n))
   const want = Math.min(l.maxCount, Math.ceil(Math.max(0, l.maxBytes) / avg) + 1)
-  // pass 1: rarity histogram of the candidates in a random sample of the missing leaves
   const sample = Math.max(8 * want, 256)
+  if (l.peerBits !== null) {
+    const k = countCommon(l.peerBits, st.idleBits)
+    if (k === 0) return 0
+    if (k <= sample) {
+      pickAmong(st, l, want, out)
+      return k
+    }
+  }
+  // pass 1: rarity histogram of the candidates in a random sample of the missing leaves
   histogram.fill(0)
   let seen = 0
   const start = st.scanStart()
@@ -87,6 +102,36 @@ export function pickRarest (st: FetchState, l: PickLimits, out: number[]): numbe
   picks.sort((x, y) => st.avail[x]! - st.avail[y]!) // stable: ties keep the random order
   trim(st, picks, l, out)
   return seen
+}
+
+/**
+ * The picks of the sampled scan below when it would see every candidate (a
+ * partial peer's, at most `sample` of them): the `want` rarest in the random
+ * order, found from the AND of the two bitfields and one numeric sort.
+ */
+function pickAmong (st: FetchState, l: PickLimits, want: number, out: number[]): void {
+  const a = l.peerBits!
+  const b = st.idleBits
+  let m = 0
+  for (let byte = 0; byte < b.length; byte++) {
+    const v = a[byte]! & b[byte]!
+    if (v === 0) continue
+    for (let bit = 0; bit < 8; bit++) {
+      if ((v & (0x80 >>> bit)) === 0) continue
+      const i = byte * 8 + bit
+      if (m === keys.length) {
+        const grown = new Float64Array(2 * m)
+        grown.set(keys)
+        keys = grown
+      }
+      keys[m++] = (Math.min(BUCKETS - 1, st.avail[i]!) * SPAN + st.rank[i]!) * SPAN + i
+    }
+  }
+  const sorted = keys.subarray(0, m).sort()
+  const picks: number[] = []
+  for (let q = 0; q < m && q < want; q++) picks.push(sorted[q]! % SPAN)
+  picks.sort((x, y) => st.avail[x]! - st.avail[y]!) // as the scan orders its picks (only ≥ BUCKETS - 1 holders can differ)
+  trim(st, picks, l, out)
 }
 
 /**
