@@ -35,7 +35,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createHash, createCipheriv } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, open, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises'
 import { request } from 'node:http'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
@@ -55,6 +55,8 @@ const AGENT_ENV = { NODE_OPTIONS: '--max-semi-space-size=1', MALLOC_ARENA_MAX: '
 let agentEnv: Record<string, string> = AGENT_ENV
 let agentHow = 'dist bundle (npm run build), as the unit runs it'
 const PEER = join(REPO_ROOT, 'bench', 'exchange-peer.ts')
+/** Earlier runs' data, removed at the end of a run (setAside). */
+const TRASH = join(WORK_DIR, 'exchange-trash')
 const HELIA_DIR = join(BENCH_DIR, 'helia')
 const CLK_TCK = 100
 const MB = 1e6
@@ -95,6 +97,28 @@ async function seedDir (dir: string, tree: string, name: string): Promise<string
   const cid = add.stdout.trim().split('\n').pop()!.trim()
   await writeFile(cidFile, cid + '\n')
   return cid
+}
+
+/**
+ * Moves a previous run's data out of the way, to be removed once this run
+ * has measured (emptyTrash): on an ext4 without a journal (this machine's
+ * disk), a file created within a minute or more of many files being
+ * deleted near it costs the kernel a scan past every one of them
+ * (recently_deleted() in ext4's inode allocator), ~2 ms an open for the
+ * 4,096 blocks of the last run: a cost of the bench's own cleanup, not of
+ * the exchange.
+ */
+async function setAside (dir: string): Promise<void> {
+  if (!await exists(dir)) return
+  await mkdir(TRASH, { recursive: true })
+  await rename(dir, join(TRASH, `${Date.now()}-${Math.random().toString(36).slice(2)}`))
+}
+
+async function emptyTrash (): Promise<void> {
+  const names = await readdir(TRASH).catch(() => [])
+  for (const n of names) await rm(join(TRASH, n), { recursive: true, force: true })
+  // written back, the deleted inodes are "recent" for a minute, not five
+  if (names.length > 0) await run('sync', ['-f', WORK_DIR]).catch(() => {})
 }
 
 async function freePort (): Promise<number> {
@@ -380,7 +404,7 @@ async function helia (seedData: string, cid: string, work: string): Promise<{ se
     await writeFile(marker, '')
   }
   const fetchStore = join(work, 'helia-fetch')
-  await rm(fetchStore, { recursive: true, force: true })
+  await setAside(fetchStore)
   const seed = spawn(process.execPath, [script, 'seed', seedStore], { cwd: HELIA_DIR, stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   let err = ''
@@ -431,7 +455,8 @@ export async function run_ (ctx: BenchContext): Promise<BenchOutput> {
   if (prof !== undefined) agentEnv = { ...agentEnv, NODE_OPTIONS: `${agentEnv.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-dir=${prof}`.trim() }
   const tmpfs = ctx.options.get('tmpfs')
   const work = tmpfs !== undefined ? join(tmpfs, 'xo-mesh-bench-exchange') : join(WORK_DIR, 'exchange')
-  await rm(work, { recursive: true, force: true })
+  if (tmpfs !== undefined) await rm(work, { recursive: true, force: true })
+  else await setAside(work)
   await mkdir(work, { recursive: true })
   const tables: string[] = []
   const results: Record<string, unknown> = {}
@@ -575,6 +600,7 @@ export async function run_ (ctx: BenchContext): Promise<BenchOutput> {
     sampler.stop()
     await Promise.all(agents.map(async a => { await a.stop() }))
     if (tmpfs !== undefined) await rm(work, { recursive: true, force: true })
+    await emptyTrash()
   }
 }
 
