@@ -176,6 +176,8 @@ class Ring {
   private head = 0
   /** Records pushed so far, modulo 2^32 (the writer's DONE counts up to it). */
   pushed = 0
+  /** Bytes of records (and wrap markers) pushed but not yet handed to the writer (push's defer). */
+  private unpublished = 0
 
   constructor (store: BlockStore, size = RING_BYTES) {
     this.size = size
@@ -226,17 +228,20 @@ class Ring {
    * ring has no room for it now (or ever): the caller then writes the block
    * itself rather than wait, which keeps both threads busy.
    */
-  push (name: string, bytes: Uint8Array): boolean {
+  push (name: string, bytes: Uint8Array, defer = false): boolean {
     this.check()
     const len = (HEADER + name.length + bytes.length + 7) & ~7
     if (len > this.size >> 2) return false
     const room = this.size - this.head
     const need = room < len ? room + len : len // no room before the ring's end: a wrap marker takes the rest
-    if (this.size - Atomics.load(this.c, USED) < need) return false
+    if (this.size - Atomics.load(this.c, USED) - this.unpublished < need) {
+      this.publish()
+      return false
+    }
     if (room < len) {
       this.ints[this.head >> 2] = -1
       this.head = 0
-      this.published(room)
+      this.unpublished += room
     }
     const h = this.head
     this.ints[(h >> 2) + 1] = bytes.length
@@ -246,18 +251,27 @@ class Ring {
     this.ints[h >> 2] = len
     this.head = h + len === this.size ? 0 : h + len
     this.pushed = (this.pushed + 1) | 0
-    this.published(len)
+    this.unpublished += len
+    if (!defer) this.publish()
     return true
   }
 
-  /** Hands len more bytes of records to the writer (a sequentially consistent write publishes them). */
-  private published (len: number): void {
-    Atomics.add(this.c, USED, len)
+  /**
+   * Hands the records pushed since the last call to the writer (a
+   * sequentially consistent write publishes them); wakes it if it sleeps.
+   * A producer pushing several blocks at once defers this to the last: one
+   * wake-up (a futex call and a thread switch) for them all.
+   */
+  publish (): void {
+    if (this.unpublished === 0) return
+    Atomics.add(this.c, USED, this.unpublished)
+    this.unpublished = 0
     if (Atomics.load(this.c, WRITER_WAITS) === 1) Atomics.notify(this.c, USED)
   }
 
   /** Waits until every queued block is written; throws the writer's error. */
   drain (): void {
+    this.publish()
     this.waitFor(this.size)
     this.check()
   }
@@ -289,6 +303,7 @@ class Ring {
 
   /** Lets the thread finish and exit. */
   async close (): Promise<void> {
+    this.publish()
     Atomics.store(this.c, STATE, Atomics.load(this.c, STATE) === 2 ? 2 : 1)
     Atomics.notify(this.c, USED)
     await this.worker.terminate()
@@ -443,8 +458,9 @@ export class BackgroundWriter {
    * Queues a block whose bytes were checked against its CID, to be written
    * (replacing any copy the store holds). Returns false, queueing nothing,
    * when there is no thread or no room in its ring now: the caller then
-   * writes the block itself. Throws the error of a failed earlier write
-   * not yet reported by settled().
+   * writes the block itself. The thread is handed the blocks queued so far
+   * by settled() (one wake-up for a frame's blocks, not one each). Throws
+   * the error of a failed earlier write not yet reported by settled().
    */
   queue (cid: CID, bytes: Uint8Array): boolean {
     if (!this.thread || this.closed) return false
@@ -452,13 +468,14 @@ export class BackgroundWriter {
     this.ring.check()
     clearTimeout(this.idleTimer)
     const name = cid.toV1().toString()
-    return this.ring.push(`${shardOf(name)}/${name}`, bytes)
+    return this.ring.push(`${shardOf(name)}/${name}`, bytes, true)
   }
 
   /** Resolves when every block queued so far is in the store; rejects if any of them could not be written. */
   async settled (): Promise<void> {
     const ring = this.ring
     if (ring === undefined) return
+    ring.publish()
     await new Promise<void>((resolve, reject) => {
       this.waiters.push({ ring, upTo: ring.pushed, resolve, reject })
       void this.watch()

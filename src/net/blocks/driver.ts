@@ -205,8 +205,6 @@ export class BlocksDriver implements MeshComponent {
       try { this.hold(cid, priority, true) } catch (err) { this.log.warn('ignoring a fetch record', { cid, error: err }) }
     }
     for (const c of this.c.node.getConnections()) void this.openSession(c.remotePeer.toString())
-    // received blocks then never wait on a mkdir
-    this.store.makeShards().catch(err => { this.log.warn('cannot create the store\'s shard directories', { error: err }) })
     const poll = setInterval(() => { void this.pollIndex() }, this.init.indexPollMs)
     const sample = setInterval(() => { this.sampleRates() }, 1000)
     poll.unref()
@@ -494,6 +492,8 @@ export class BlocksDriver implements MeshComponent {
           result = { type: 'loaded', root, result: { status: 'failed', reason } }
         } else {
           const have = await leavesHeld(this.store, r.space)
+          // leaves to fetch: make the store's shard directories first (once), so that no block waits on a mkdir
+          if (have.count < r.space.leaves) await this.shardsMade()
           result = { type: 'loaded', root, result: { status: 'ready', manifest: r.space.manifest.map(c => c.bytes), sizes: r.space.sizes, have: have.bitfield } }
         }
       }
@@ -501,6 +501,12 @@ export class BlocksDriver implements MeshComponent {
       result = { type: 'loaded', root, result: { status: 'failed', reason: `reading the store failed: ${(err as Error).message}` } }
     }
     this.input(result)
+  }
+
+  private shards: Promise<void> | undefined
+  private async shardsMade (): Promise<void> {
+    this.shards ??= this.store.makeShards().catch(err => { this.log.warn('cannot create the store\'s shard directories', { error: err }) })
+    await this.shards
   }
 
   /**
