@@ -29,15 +29,19 @@
  *
  * Options: --size=MiB (256), --swarm-size=MiB (128), --fetchers=N (4),
  * --idle-s=S (15: how long agents sit idle before their RSS is read),
+ * --node-flags='FLAGS' (V8 flags for the agents' node, before the script),
+ * --rounds=N (1: (a), (b) and (c) alternate N times; ratios are taken
+ * within a round, the median reported: the load moves between them),
  * --only=a,b,c,d (default all), --skip-helia, --tsx, --agentd, --tmpfs=DIR,
  * --cpu-prof=DIR (each agent writes a V8 CPU profile there when it stops).
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createHash, createCipheriv } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, open, readFile, readdir, rm, writeFile } from 'node:fs/promises'
 import { request } from 'node:http'
 import { createServer } from 'node:net'
+import { loadavg } from 'node:os'
 import { join } from 'node:path'
 import { buildAgentd } from '../scripts/build-agentd.js'
 import { BENCH_DIR, CACHE_DIR, REPO_ROOT, WORK_DIR, exists, formatBytes, formatTable, log, run, type BenchContext, type BenchOutput } from './util.js'
@@ -55,6 +59,8 @@ const AGENT_ENV = { NODE_OPTIONS: '--max-semi-space-size=1', MALLOC_ARENA_MAX: '
 let agentEnv: Record<string, string> = AGENT_ENV
 let agentHow = 'dist bundle (npm run build), as the unit runs it'
 const PEER = join(REPO_ROOT, 'bench', 'exchange-peer.ts')
+/** Where each run's stores go (runDir). */
+const RUNS = join(WORK_DIR, 'exchange-runs')
 const HELIA_DIR = join(BENCH_DIR, 'helia')
 const CLK_TCK = 100
 const MB = 1e6
@@ -95,6 +101,31 @@ async function seedDir (dir: string, tree: string, name: string): Promise<string
   const cid = add.stdout.trim().split('\n').pop()!.trim()
   await writeFile(cidFile, cid + '\n')
   return cid
+}
+
+/**
+ * A directory for this run's stores, away from earlier runs' files. On an
+ * ext4 without a journal (this machine's disk), creating a file within a
+ * minute (five, until written back) of many files being deleted near it
+ * costs the kernel a scan past every one of them (recently_deleted() in
+ * ext4's inode allocator): ~2 ms an open, against ~0.05 ms, after the
+ * bench removed the last run's 4,096 blocks, a cost of the bench's own
+ * cleanup, not of the exchange. Runs go under a directory marked for
+ * spreading (chattr +T: ext4 places its subdirectories like top-level ones,
+ * in a block group of their own); earlier runs are removed first.
+ */
+async function runDir (): Promise<string> {
+  await mkdir(RUNS, { recursive: true })
+  await run('chattr', ['+T', RUNS]).catch(() => {})
+  for (const n of await readdir(RUNS)) await rm(join(RUNS, n), { recursive: true, force: true })
+  const dir = join(RUNS, String(Date.now()))
+  await mkdir(dir)
+  return dir
+}
+
+function median (xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b)
+  return s.length % 2 === 1 ? s[s.length >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
 }
 
 async function freePort (): Promise<number> {
@@ -357,7 +388,7 @@ async function ensureHelia (): Promise<string | undefined> {
   return undefined
 }
 
-async function helia (seedData: string, cid: string, work: string): Promise<{ seconds: number, bytes: number, cpuSeed: number, cpuFetcher: number, rssSeed: number, rssFetcher: number } | string> {
+async function helia (seedData: string, cid: string, work: string, fetchDir: string): Promise<{ seconds: number, bytes: number, cpuSeed: number, cpuFetcher: number, rssSeed: number, rssFetcher: number } | string> {
   const why = await ensureHelia()
   if (why !== undefined) return why
   const script = join(HELIA_DIR, 'xo-bench.mjs')
@@ -379,8 +410,7 @@ async function helia (seedData: string, cid: string, work: string): Promise<{ se
     await run(process.execPath, [script, 'import', seedStore, join(work, 'helia-blocks.json')], { cwd: HELIA_DIR, timeoutSeconds: 600 })
     await writeFile(marker, '')
   }
-  const fetchStore = join(work, 'helia-fetch')
-  await rm(fetchStore, { recursive: true, force: true })
+  const fetchStore = join(fetchDir, 'helia-fetch')
   const seed = spawn(process.execPath, [script, 'seed', seedStore], { cwd: HELIA_DIR, stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   let err = ''
@@ -415,6 +445,7 @@ export async function run_ (ctx: BenchContext): Promise<BenchOutput> {
   const swarmSize = Number(ctx.options.get('swarm-size') ?? 128)
   const fetchers = Number(ctx.options.get('fetchers') ?? 4)
   const idleS = Number(ctx.options.get('idle-s') ?? 15)
+  const rounds = Math.max(1, Number(ctx.options.get('rounds') ?? 1))
   const only = new Set((ctx.options.get('only') ?? 'a,b,c,d').split(','))
   if (ctx.options.has('skip-helia')) only.delete('c')
   if (ctx.options.has('agentd')) {
@@ -427,12 +458,17 @@ export async function run_ (ctx: BenchContext): Promise<BenchOutput> {
   } else {
     await buildAgentd(BUNDLE)
   }
+  // V8 flags NODE_OPTIONS does not take (e.g. --optimize-for-size), before the entry script
+  const nodeFlags = ctx.options.get('node-flags')
+  if (nodeFlags !== undefined) agentEntry = [...nodeFlags.split(/\s+/).filter(f => f !== ''), ...agentEntry]
   const prof = ctx.options.get('cpu-prof')
   if (prof !== undefined) agentEnv = { ...agentEnv, NODE_OPTIONS: `${agentEnv.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-dir=${prof}`.trim() }
   const tmpfs = ctx.options.get('tmpfs')
-  const work = tmpfs !== undefined ? join(tmpfs, 'xo-mesh-bench-exchange') : join(WORK_DIR, 'exchange')
-  await rm(work, { recursive: true, force: true })
-  await mkdir(work, { recursive: true })
+  const work = tmpfs !== undefined ? join(tmpfs, 'xo-mesh-bench-exchange') : await runDir()
+  if (tmpfs !== undefined) {
+    await rm(work, { recursive: true, force: true })
+    await mkdir(work, { recursive: true })
+  }
   const tables: string[] = []
   const results: Record<string, unknown> = {}
   const agents: Agent[] = []
@@ -452,60 +488,75 @@ export async function run_ (ctx: BenchContext): Promise<BenchOutput> {
     let ceilingS = NaN
     let buildBytes = NaN
 
-    if (only.has('a')) {
-      log('(a) bare libp2p stream…')
-      const c = await ceiling(size << 20)
-      ceilingS = c.seconds
-      rows.push(['(a) libp2p TCP+Noise+Yamux, one stream', c.seconds.toFixed(2), mbs(size << 20, c.seconds), '1.00', c.cpuSender.toFixed(1), c.cpuReceiver.toFixed(1)])
-      results.ceiling = { bytes: size << 20, ...c, mbPerS: (size << 20) / MB / c.seconds }
-    }
-
-    if (only.has('b')) {
-      log('(b) our fetch between two agents…')
-      const a = await (await Agent.start(seed)).ready()
-      agents.push(a)
-      const b = await (await Agent.start(join(work, 'fetcher'), [a.port])).ready()
-      agents.push(b)
-      await until('B to exchange with A', 20_000, async () => (await b.openPeers()) >= 1 ? true : undefined)
-      log(`  idle ${idleS} s (RSS)…`)
-      await new Promise(resolve => setTimeout(resolve, idleS * 1000))
-      const idle = { seed: procRss(a.pid), fetcher: procRss(b.pid) }
-      sampler.reset()
-      const cpu0 = [procCpu(a.pid), procCpu(b.pid)]
-      const [seconds] = await fetchAll([b], cid, 600_000)
-      const cpu1 = [procCpu(a.pid), procCpu(b.pid)]
-      sampler.sample()
-      const p = (await api(b.url, `/builds/${cid}`)).body as Progress
-      buildBytes = p.bytes
-      const busy = { seed: sampler.max(a.pid), fetcher: sampler.max(b.pid) }
-      const received = [...(await b.counters()).values()].reduce((s, x) => s + x.bytes_received, 0)
-      rows.push(['(b) xo-mesh fetch, agent → agent', seconds!.toFixed(2), mbs(p.bytes, seconds!), Number.isNaN(ceilingS) ? '-' : (ceilingS / seconds! * (p.bytes / (size << 20))).toFixed(2), (cpu1[0]! - cpu0[0]!).toFixed(1), (cpu1[1]! - cpu0[1]!).toFixed(1)])
-      results.fetch = { bytes: p.bytes, received, seconds, mbPerS: p.bytes / MB / seconds!, cpuSeed: cpu1[0]! - cpu0[0]!, cpuFetcher: cpu1[1]! - cpu0[1]!, rssIdle: idle, rssBusy: busy }
-      await Promise.all([a.stop(), b.stop()])
-      agents.length = 0
-    }
-
-    if (only.has('c')) {
-      log('(c) Helia + bitswap…')
-      const h = await helia(seed, cid, tmpfs !== undefined ? join(tmpfs, 'xo-mesh-bench-helia') : join(WORK_DIR, 'exchange-helia'))
-      if (typeof h === 'string') {
-        log(`  skipped: ${h}`)
-        rows.push(['(c) Helia 7 + bitswap, cat every file', 'skipped', '', '', '', ''])
-        results.helia = { skipped: h }
-      } else {
-        rows.push(['(c) Helia 7 + bitswap, cat every file', h.seconds.toFixed(2), mbs(h.bytes, h.seconds), Number.isNaN(ceilingS) ? '-' : (ceilingS / h.seconds * (h.bytes / (size << 20))).toFixed(2), h.cpuSeed.toFixed(1), h.cpuFetcher.toFixed(1)])
-        results.helia = { ...h, mbPerS: h.bytes / MB / h.seconds }
+    // on a loaded machine the load moves between one measurement and the next: with --rounds=N the
+    // three alternate N times and each ratio is taken within a round, then the median of the rounds
+    const perRound: Array<{ ceiling?: number, fetch?: number, helia?: number }> = []
+    for (let round = 1; round <= rounds; round++) {
+      const tag = rounds > 1 ? ` [${round}]` : ''
+      const r: { ceiling?: number, fetch?: number, helia?: number } = {}
+      perRound.push(r)
+      if (only.has('a')) {
+        log(`(a) bare libp2p stream${tag}…`)
+        const c = await ceiling(size << 20)
+        ceilingS = c.seconds
+        r.ceiling = (size << 20) / MB / c.seconds
+        rows.push([`(a) libp2p TCP+Noise+Yamux, one stream${tag}`, c.seconds.toFixed(2), mbs(size << 20, c.seconds), '1.00', c.cpuSender.toFixed(1), c.cpuReceiver.toFixed(1)])
+        results.ceiling ??= { bytes: size << 20, ...c, mbPerS: r.ceiling }
       }
+
+      if (only.has('b')) {
+        log(`(b) our fetch between two agents${tag}…`)
+        const a = await (await Agent.start(seed)).ready()
+        agents.push(a)
+        const b = await (await Agent.start(join(work, `fetcher-${round}`), [a.port])).ready()
+        agents.push(b)
+        await until('B to exchange with A', 20_000, async () => (await b.openPeers()) >= 1 ? true : undefined)
+        if (round === 1) log(`  idle ${idleS} s (RSS)…`)
+        await new Promise(resolve => setTimeout(resolve, round === 1 ? idleS * 1000 : 1000))
+        const idle = { seed: procRss(a.pid), fetcher: procRss(b.pid) }
+        sampler.reset()
+        const cpu0 = [procCpu(a.pid), procCpu(b.pid)]
+        const [seconds] = await fetchAll([b], cid, 600_000)
+        const cpu1 = [procCpu(a.pid), procCpu(b.pid)]
+        sampler.sample()
+        const p = (await api(b.url, `/builds/${cid}`)).body as Progress
+        buildBytes = p.bytes
+        const busy = { seed: sampler.max(a.pid), fetcher: sampler.max(b.pid) }
+        const received = [...(await b.counters()).values()].reduce((s, x) => s + x.bytes_received, 0)
+        r.fetch = p.bytes / MB / seconds!
+        rows.push([`(b) xo-mesh fetch, agent → agent${tag}`, seconds!.toFixed(2), mbs(p.bytes, seconds!), Number.isNaN(ceilingS) ? '-' : (ceilingS / seconds! * (p.bytes / (size << 20))).toFixed(2), (cpu1[0]! - cpu0[0]!).toFixed(1), (cpu1[1]! - cpu0[1]!).toFixed(1)])
+        results.fetch ??= { bytes: p.bytes, received, seconds, mbPerS: r.fetch, cpuSeed: cpu1[0]! - cpu0[0]!, cpuFetcher: cpu1[1]! - cpu0[1]!, rssIdle: idle, rssBusy: busy }
+        await Promise.all([a.stop(), b.stop()])
+        agents.length = 0
+      }
+
+      if (only.has('c')) {
+        log(`(c) Helia + bitswap${tag}…`)
+        const h = await helia(seed, cid, tmpfs !== undefined ? join(tmpfs, 'xo-mesh-bench-helia') : join(WORK_DIR, 'exchange-helia'), join(work, `helia-${round}`))
+        if (typeof h === 'string') {
+          log(`  skipped: ${h}`)
+          rows.push(['(c) Helia 7 + bitswap, cat every file', 'skipped', '', '', '', ''])
+          results.helia = { skipped: h }
+          only.delete('c')
+        } else {
+          r.helia = h.bytes / MB / h.seconds
+          rows.push([`(c) Helia 7 + bitswap, cat every file${tag}`, h.seconds.toFixed(2), mbs(h.bytes, h.seconds), Number.isNaN(ceilingS) ? '-' : (ceilingS / h.seconds * (h.bytes / (size << 20))).toFixed(2), h.cpuSeed.toFixed(1), h.cpuFetcher.toFixed(1)])
+          results.helia ??= { ...h, mbPerS: r.helia }
+        }
+      }
+      log(`  load average ${loadavg().map(x => x.toFixed(1)).join(' ')}`)
     }
+    results.rounds = perRound
     if (rows.length > 0) {
       tables.push(`build: ${formatBytes(size << 20)} of pseudo-random files${Number.isFinite(buildBytes) ? ` (${buildBytes} bytes of leaves)` : ''}; loopback, two processes`)
       tables.push(formatTable(['path', 'seconds', 'MB/s', 'of ceiling', 'CPU s sender', 'CPU s receiver'], rows, 'lrrrrr'))
-      const f = results.fetch as { mbPerS: number } | undefined
-      const c = results.ceiling as { mbPerS: number } | undefined
-      const hh = results.helia as { mbPerS?: number } | undefined
       const ratios: string[] = []
-      if (f !== undefined && c !== undefined) ratios.push(`fetch / ceiling: ${(f.mbPerS / c.mbPerS).toFixed(2)}`)
-      if (f !== undefined && hh?.mbPerS !== undefined) ratios.push(`fetch / Helia: ${(f.mbPerS / hh.mbPerS).toFixed(2)}x`)
+      const ofCeiling = perRound.filter(r => r.fetch !== undefined && r.ceiling !== undefined).map(r => r.fetch! / r.ceiling!)
+      const ofHelia = perRound.filter(r => r.fetch !== undefined && r.helia !== undefined).map(r => r.fetch! / r.helia!)
+      const each = (xs: number[], d: number): string => xs.length > 1 ? ` (rounds: ${xs.map(x => x.toFixed(d)).join(', ')}; median)` : ''
+      if (ofCeiling.length > 0) ratios.push(`fetch / ceiling: ${median(ofCeiling).toFixed(2)}${each(ofCeiling, 2)}`)
+      if (ofHelia.length > 0) ratios.push(`fetch / Helia: ${median(ofHelia).toFixed(2)}x${each(ofHelia, 2)}`)
+      results.ratios = { ofCeiling: ofCeiling.length > 0 ? median(ofCeiling) : null, ofHelia: ofHelia.length > 0 ? median(ofHelia) : null }
       if (ratios.length > 0) tables.push(ratios.join('; '))
     }
 

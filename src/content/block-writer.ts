@@ -43,8 +43,6 @@ const FLUSH_AHEAD_BYTES = 128 << 20
 const THREAD_AFTER_BYTES = 16 << 20
 /** Bytes of the ring between the producer and the writer thread. */
 const RING_BYTES = 8 << 20
-/** A block larger than this (a huge directory node) is written by the producer itself. */
-const RING_MAX_RECORD = RING_BYTES >> 2
 /** Record header: int32 record length (-1: wrap to the ring's start), int32 data length, int32 name length, int32 unused. */
 const HEADER = 16
 // the control words (Int32Array over a SharedArrayBuffer)
@@ -53,6 +51,10 @@ const STATE = 1 // 0 running, 1 the producer is done, 2 the writer failed
 const WRITER_WAITS = 2 // 1 while the writer sleeps on an empty ring: the producer must wake it
 const PRODUCER_WAITS = 3 // 1 while the producer sleeps on a full ring: the writer must wake it
 // (a wake-up is a futex call: only made when someone sleeps, not per block)
+const DONE = 4 // records the writer has finished with (written, or skipped after a failure), modulo 2^32
+const FAILED_AT = 5 // after a failure: the number of the record that failed (records before it are written)
+const WATCHER_WAITS = 6 // 1 while the producer's thread awaits DONE (Atomics.waitAsync): the writer must wake it
+const CONTROL_WORDS = 8
 const ERROR_BYTES = 1024 // after the control words: the writer's error, as JSON
 
 /** A 30-bit key of a block file's name, from its last characters (the tail of the sha-256 digest): a small integer, cheap to keep. */
@@ -76,13 +78,14 @@ const { ring, control, dir, tmp, prefix } = workerData
 const R = ring.byteLength
 const bytes = new Uint8Array(ring)
 const ints = new Int32Array(ring)
-const c = new Int32Array(control, 0, 4)
-const errorBytes = new Uint8Array(control, 16)
+const c = new Int32Array(control, 0, 8)
+const errorBytes = new Uint8Array(control, 32)
 let tail = 0
 let counter = 0
 let failed = false
 function fail (err) {
   failed = true
+  Atomics.store(c, 5, Atomics.load(c, 4))
   const text = Buffer.from(JSON.stringify({ code: err && err.code, message: String(err && err.message) })).subarray(0, errorBytes.length)
   errorBytes.set(text)
   Atomics.store(c, 1, 2)
@@ -103,7 +106,13 @@ function write (dest, data) {
     } finally {
       fs.closeSync(fd)
     }
-    fs.renameSync(t, dest)
+    try {
+      fs.renameSync(t, dest)
+    } catch (err) {
+      if (err.code !== 'ENOENT') throw err
+      fs.mkdirSync(path.dirname(dest), { recursive: true }) // a shard directory not made yet
+      fs.renameSync(t, dest)
+    }
   } catch (err) {
     try { fs.unlinkSync(t) } catch {}
     throw err
@@ -112,6 +121,7 @@ function write (dest, data) {
 function consumed (k) {
   Atomics.sub(c, 0, k)
   if (Atomics.load(c, 3) === 1) Atomics.notify(c, 0)
+  if (Atomics.load(c, 6) === 1) Atomics.notify(c, 4)
 }
 try {
   for (;;) {
@@ -141,6 +151,7 @@ try {
     }
     tail += len
     if (tail === R) tail = 0
+    Atomics.add(c, 4, 1)
     consumed(len)
   }
 } catch (err) {
@@ -149,22 +160,34 @@ try {
 }
 `
 
+/** Rings started by this process: part of their threads' temp names, which must not clash when two write to one store at once. */
+let rings = 0
+
 /** The producer's side of the ring. */
 class Ring {
-  private readonly ring = new SharedArrayBuffer(RING_BYTES)
-  private readonly bytes = new Uint8Array(this.ring)
-  private readonly ints = new Int32Array(this.ring)
-  private readonly control = new SharedArrayBuffer(16 + ERROR_BYTES)
-  private readonly c = new Int32Array(this.control, 0, 4)
+  private readonly size: number
+  private readonly ring: SharedArrayBuffer
+  private readonly bytes: Uint8Array
+  private readonly ints: Int32Array
+  private readonly control = new SharedArrayBuffer(CONTROL_WORDS * 4 + ERROR_BYTES)
+  private readonly c = new Int32Array(this.control, 0, CONTROL_WORDS)
   private readonly worker: Worker
   private readonly storeDir: string
   private head = 0
+  /** Records pushed so far, modulo 2^32 (the writer's DONE counts up to it). */
+  pushed = 0
+  /** Bytes of records (and wrap markers) pushed but not yet handed to the writer (push's defer). */
+  private unpublished = 0
 
-  constructor (store: BlockStore) {
+  constructor (store: BlockStore, size = RING_BYTES) {
+    this.size = size
+    this.ring = new SharedArrayBuffer(size)
+    this.bytes = new Uint8Array(this.ring)
+    this.ints = new Int32Array(this.ring)
     this.storeDir = store.dir
     this.worker = new Worker(WRITER_SOURCE, {
       eval: true,
-      workerData: { ring: this.ring, control: this.control, dir: store.dir, tmp: store.tmp, prefix: store.tmpPrefix },
+      workerData: { ring: this.ring, control: this.control, dir: store.dir, tmp: store.tmp, prefix: `${store.tmpPrefix}.r${rings++}` },
       // the thread allocates little (a path per block): a small heap keeps its memory to a few MB
       resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 16 }
     })
@@ -174,7 +197,7 @@ class Ring {
   /** Throws the writer thread's error, if it failed. */
   check (): void {
     if (Atomics.load(this.c, STATE) !== 2) return
-    const raw = Buffer.from(this.control, 16, ERROR_BYTES)
+    const raw = Buffer.from(this.control, CONTROL_WORDS * 4, ERROR_BYTES)
     const end = raw.indexOf(0)
     let info: { code?: string, message?: string } = {}
     try {
@@ -191,7 +214,7 @@ class Ring {
   private waitFor (need: number): void {
     for (;;) {
       const used = Atomics.load(this.c, USED)
-      if (RING_BYTES - used >= need) return
+      if (this.size - used >= need) return
       this.check()
       Atomics.store(this.c, PRODUCER_WAITS, 1)
       Atomics.wait(this.c, USED, used, 1000) // returns at once if the writer freed space after the load
@@ -205,17 +228,20 @@ class Ring {
    * ring has no room for it now (or ever): the caller then writes the block
    * itself rather than wait, which keeps both threads busy.
    */
-  push (name: string, bytes: Uint8Array): boolean {
+  push (name: string, bytes: Uint8Array, defer = false): boolean {
     this.check()
     const len = (HEADER + name.length + bytes.length + 7) & ~7
-    if (len > RING_MAX_RECORD) return false
-    const room = RING_BYTES - this.head
+    if (len > this.size >> 2) return false
+    const room = this.size - this.head
     const need = room < len ? room + len : len // no room before the ring's end: a wrap marker takes the rest
-    if (RING_BYTES - Atomics.load(this.c, USED) < need) return false
+    if (this.size - Atomics.load(this.c, USED) - this.unpublished < need) {
+      this.publish()
+      return false
+    }
     if (room < len) {
       this.ints[this.head >> 2] = -1
       this.head = 0
-      this.published(room)
+      this.unpublished += room
     }
     const h = this.head
     this.ints[(h >> 2) + 1] = bytes.length
@@ -223,25 +249,61 @@ class Ring {
     for (let i = 0; i < name.length; i++) this.bytes[h + HEADER + i] = name.charCodeAt(i)
     this.bytes.set(bytes, h + HEADER + name.length)
     this.ints[h >> 2] = len
-    this.head = h + len === RING_BYTES ? 0 : h + len
-    this.published(len)
+    this.head = h + len === this.size ? 0 : h + len
+    this.pushed = (this.pushed + 1) | 0
+    this.unpublished += len
+    if (!defer) this.publish()
     return true
   }
 
-  /** Hands len more bytes of records to the writer (a sequentially consistent write publishes them). */
-  private published (len: number): void {
-    Atomics.add(this.c, USED, len)
+  /**
+   * Hands the records pushed since the last call to the writer (a
+   * sequentially consistent write publishes them); wakes it if it sleeps.
+   * A producer pushing several blocks at once defers this to the last: one
+   * wake-up (a futex call and a thread switch) for them all.
+   */
+  publish (): void {
+    if (this.unpublished === 0) return
+    Atomics.add(this.c, USED, this.unpublished)
+    this.unpublished = 0
     if (Atomics.load(this.c, WRITER_WAITS) === 1) Atomics.notify(this.c, USED)
   }
 
   /** Waits until every queued block is written; throws the writer's error. */
   drain (): void {
-    this.waitFor(RING_BYTES)
+    this.publish()
+    this.waitFor(this.size)
     this.check()
+  }
+
+  /** Records the writer has finished with (modulo 2^32). */
+  get done (): number {
+    return Atomics.load(this.c, DONE)
+  }
+
+  /** True once the writer failed; failedAt is then the number of the record that failed. */
+  get failed (): boolean {
+    return Atomics.load(this.c, STATE) === 2
+  }
+
+  get failedAt (): number {
+    return Atomics.load(this.c, FAILED_AT)
+  }
+
+  /** Resolves when the writer has finished with more records than done (or after ms). */
+  async progress (done: number, ms: number): Promise<void> {
+    Atomics.store(this.c, WATCHER_WAITS, 1)
+    try {
+      const r = (Atomics as unknown as { waitAsync: (a: Int32Array, i: number, v: number, t: number) => { async: boolean, value: Promise<string> | string } }).waitAsync(this.c, DONE, done, ms)
+      if (r.async) await r.value
+    } finally {
+      Atomics.store(this.c, WATCHER_WAITS, 0)
+    }
   }
 
   /** Lets the thread finish and exit. */
   async close (): Promise<void> {
+    this.publish()
     Atomics.store(this.c, STATE, Atomics.load(this.c, STATE) === 2 ? 2 : 1)
     Atomics.notify(this.c, USED)
     await this.worker.terminate()
@@ -340,5 +402,141 @@ export class BlockWriter {
     } finally {
       await ring.close()
     }
+  }
+}
+
+export interface BackgroundWriterOptions {
+  /** Write on a thread of its own (default: when the machine has more than one core); without, queue() always declines. */
+  thread?: boolean
+  /** Bytes of the ring (default 4 MiB): what a process killed mid-write loses at most, beside what it holds unread. */
+  ringBytes?: number
+  /** The thread ends after this long with nothing to write, ms (default 5000); the next block starts another. */
+  idleMs?: number
+}
+
+/** Bytes of a receiver's ring: small, since what it holds is fetched again after a crash. */
+const RECEIVE_RING_BYTES = 4 << 20
+
+interface Waiter {
+  ring: Ring
+  /** Settled once the writer has finished with this many records of the ring. */
+  upTo: number
+  resolve: () => void
+  reject: (err: unknown) => void
+}
+
+/**
+ * Writing the blocks a long-lived receiver (the agent's exchange) has
+ * verified, off its event loop: each costs the filesystem an open, a write,
+ * a close and a rename, and on a busy ext4 disk an open waits on the journal
+ * for a millisecond or more, time the event loop would not read the network.
+ * queue() copies a block into the ring of a writer thread (as BlockWriter
+ * does for add) and settled() tells when the blocks queued so far are in
+ * the store, so that a caller notes a block as held only once it is there
+ * (a peer asking for it finds it; a crash loses only what was not noted).
+ * The thread starts with the first block and ends when idle.
+ */
+export class BackgroundWriter {
+  readonly store: BlockStore
+  private ring: Ring | undefined
+  private readonly thread: boolean
+  private readonly ringBytes: number
+  private readonly idleMs: number
+  private readonly waiters: Waiter[] = []
+  private watching = false
+  private idleTimer: NodeJS.Timeout | undefined
+  private closed = false
+
+  constructor (store: BlockStore, options: BackgroundWriterOptions = {}) {
+    this.store = store
+    this.thread = options.thread ?? availableParallelism() > 1
+    this.ringBytes = options.ringBytes ?? RECEIVE_RING_BYTES
+    this.idleMs = options.idleMs ?? 5000
+  }
+
+  /**
+   * Queues a block whose bytes were checked against its CID, to be written
+   * (replacing any copy the store holds). Returns false, queueing nothing,
+   * when there is no thread or no room in its ring now: the caller then
+   * writes the block itself. The thread is handed the blocks queued so far
+   * by settled() (one wake-up for a frame's blocks, not one each). Throws
+   * the error of a failed earlier write not yet reported by settled().
+   */
+  queue (cid: CID, bytes: Uint8Array): boolean {
+    if (!this.thread || this.closed) return false
+    if (this.ring === undefined) this.ring = new Ring(this.store, this.ringBytes)
+    this.ring.check()
+    clearTimeout(this.idleTimer)
+    const name = cid.toV1().toString()
+    return this.ring.push(`${shardOf(name)}/${name}`, bytes, true)
+  }
+
+  /** Resolves when every block queued so far is in the store; rejects if any of them could not be written. */
+  async settled (): Promise<void> {
+    const ring = this.ring
+    if (ring === undefined) return
+    ring.publish()
+    await new Promise<void>((resolve, reject) => {
+      this.waiters.push({ ring, upTo: ring.pushed, resolve, reject })
+      void this.watch()
+    })
+  }
+
+  /** Settles waiters as the thread writes; after a failure, rejects those past it and lets the next queue() start a fresh thread. */
+  private async watch (): Promise<void> {
+    if (this.watching) return
+    this.watching = true
+    try {
+      while (this.waiters.length > 0) {
+        const w = this.waiters[0]!
+        const ring = w.ring
+        const done = ring.done // read before `failed`: the writer marks a failure before counting the record done
+        if (ring.failed) {
+          let err: unknown
+          try { ring.check() } catch (e) { err = e }
+          const at = ring.failedAt
+          for (const x of this.waiters.filter(y => y.ring === ring)) {
+            this.waiters.splice(this.waiters.indexOf(x), 1)
+            if (((x.upTo - at) | 0) <= 0) x.resolve()
+            else x.reject(err)
+          }
+          if (this.ring === ring) this.ring = undefined
+          await ring.close()
+          continue
+        }
+        if (((done - w.upTo) | 0) >= 0) {
+          this.waiters.shift()
+          w.resolve()
+          continue
+        }
+        await ring.progress(done, 1000)
+      }
+    } finally {
+      this.watching = false
+    }
+    this.armIdle()
+  }
+
+  private armIdle (): void {
+    clearTimeout(this.idleTimer)
+    if (this.ring === undefined || this.closed) return
+    this.idleTimer = setTimeout(() => {
+      const ring = this.ring
+      if (ring === undefined || this.waiters.length > 0 || ring.done !== ring.pushed) return
+      this.ring = undefined
+      void ring.close()
+    }, this.idleMs)
+    this.idleTimer.unref()
+  }
+
+  /** Waits (at most timeoutMs) for what is queued, then ends the thread; queue() declines from then on. */
+  async close (timeoutMs = 10_000): Promise<void> {
+    this.closed = true
+    clearTimeout(this.idleTimer)
+    const ring = this.ring
+    if (ring === undefined) return
+    await Promise.race([this.settled().catch(() => {}), new Promise(resolve => setTimeout(resolve, timeoutMs).unref())])
+    this.ring = undefined
+    await ring.close()
   }
 }

@@ -28,6 +28,8 @@ import { BlockNotFoundError, CorruptBlockError, NoSpaceError } from './errors.ts
 import { startSyncFs, syncFs } from './sync-fs.ts'
 
 const TMP = '.tmp'
+/** The characters of a CIDv1's base32 name, of which shardOf takes two. */
+const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567'
 /** Budget of the interior-node cache: a 1 GiB build's nodes are a few MB. */
 const NODE_CACHE_BYTES = 16 << 20
 /** A temp file older than this is a leftover even if a process with its writer's pid still runs (a block write takes milliseconds). */
@@ -112,6 +114,23 @@ export class BlockStore {
       }
     }
     return removed
+  }
+
+  /**
+   * Creates every shard directory the store lacks (1,024: two base32
+   * characters), so that writing a build's blocks makes none: a mkdir on a
+   * busy disk waits on the journal like the block's own file does. Safe to
+   * call again and from several processes.
+   */
+  async makeShards (): Promise<void> {
+    const have = new Set(await readdir(this.dir))
+    for (const a of BASE32) {
+      for (const b of BASE32) {
+        const shard = a + b
+        if (!have.has(shard)) await mkdir(join(this.dir, shard), { recursive: true })
+        this.shards.add(shard)
+      }
+    }
   }
 
   /** Path of the file that holds (or would hold) a block. */

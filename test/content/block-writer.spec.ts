@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { readdir, rm, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { BlockStore } from '../../src/content/blockstore.ts'
-import { BlockWriter } from '../../src/content/block-writer.ts'
+import { BackgroundWriter, BlockWriter } from '../../src/content/block-writer.ts'
 import { RAW, cidOf } from '../../src/content/cid.ts'
 import { tempDir } from '../support/cli.ts'
 
@@ -74,3 +74,72 @@ for (const thread of [true, false]) {
     })
   })
 }
+
+describe('BackgroundWriter (a receiver\'s writer thread)', () => {
+  let t: Awaited<ReturnType<typeof tempDir>>
+  let store: BlockStore
+  beforeEach(async () => { t = await tempDir(); store = await new BlockStore(join(t.dir, 'blocks')).open() })
+  afterEach(async () => { await t.cleanup() })
+
+  it('settles a batch only once its blocks are in the store, across wraps of a small ring', async () => {
+    const w = new BackgroundWriter(store, { thread: true, ringBytes: 1 << 20 })
+    try {
+      const batches: Uint8Array[][] = []
+      for (let k = 0; k < 20; k++) batches.push(Array.from({ length: 8 }, (_, i) => randomBytes(1 + ((k * 8 + i) * 7919) % (100 << 10))))
+      // one shard directory missing: the thread makes it
+      const gone = cidOf(RAW, batches[3]![0]!).toString()
+      await rm(join(store.dir, gone.slice(-3, -1)), { recursive: true, force: true })
+      let inline = 0
+      const settled: Array<Promise<void>> = []
+      for (const batch of batches) {
+        for (const b of batch) {
+          if (!w.queue(cidOf(RAW, b), b)) {
+            inline++
+            await store.putHashed(cidOf(RAW, b), b)
+          }
+        }
+        settled.push(w.settled().then(async () => {
+          // every block of the batch is readable and intact when its batch settles
+          for (const b of batch) assert.deepEqual(await store.get(cidOf(RAW, b)), new Uint8Array(b))
+        }))
+      }
+      await Promise.all(settled)
+      assert.ok(inline < 160, 'most blocks went through the thread')
+      assert.deepEqual(await readdir(store.tmp), [])
+    } finally {
+      await w.close()
+    }
+  })
+
+  it('rejects the batches a failed write touches, and a later batch starts a fresh thread', async () => {
+    const w = new BackgroundWriter(store, { thread: true })
+    try {
+      const first = Array.from({ length: 5 }, () => randomBytes(10_000))
+      for (const b of first) assert.equal(w.queue(cidOf(RAW, b), b), true)
+      await w.settled()
+      // the temp directory turns into a file: writes fail (ENOTDIR), also as root
+      await rm(store.tmp, { recursive: true, force: true })
+      await writeFile(store.tmp, 'in the way')
+      const bad = Array.from({ length: 5 }, () => randomBytes(10_000))
+      for (const b of bad) w.queue(cidOf(RAW, b), b)
+      await assert.rejects(w.settled(), /ENOTDIR|not a directory/)
+      for (const b of bad) assert.equal(await store.has(cidOf(RAW, b)), false)
+      await rm(store.tmp, { force: true })
+      await mkdir(store.tmp)
+      const later = Array.from({ length: 5 }, () => randomBytes(10_000))
+      for (const b of later) assert.equal(w.queue(cidOf(RAW, b), b), true)
+      await w.settled()
+      for (const b of [...first, ...later]) assert.deepEqual(await store.get(cidOf(RAW, b)), new Uint8Array(b))
+    } finally {
+      await w.close()
+    }
+  })
+
+  it('declines every block without a thread (one core) and after close', async () => {
+    const b = randomBytes(100)
+    assert.equal(new BackgroundWriter(store, { thread: false }).queue(cidOf(RAW, b), b), false)
+    const w = new BackgroundWriter(store, { thread: true })
+    await w.close()
+    assert.equal(w.queue(cidOf(RAW, b), b), false)
+  })
+})

@@ -27,6 +27,19 @@ describe('BlockStore', () => {
     }), { numRuns: 100 })
   })
 
+  it('makes every shard directory a block can fall in, once, keeping the blocks held', async () => {
+    const held = new Uint8Array([1, 2, 3])
+    await store.put(cidOf(RAW, held), held)
+    await store.makeShards()
+    await store.makeShards()
+    const dirs = (await readdir(store.dir)).filter(n => n !== '.tmp')
+    assert.equal(dirs.length, 1024)
+    await fc.assert(fc.asyncProperty(fc.uint8Array({ maxLength: 64 }), async bytes => {
+      assert.ok(dirs.includes(store.path(cidOf(RAW, bytes)).split('/').at(-2)!))
+    }), { numRuns: 200 })
+    assert.deepEqual(await store.get(cidOf(RAW, held)), held)
+  })
+
   it('refuses bytes that do not match the CID, writing nothing', async () => {
     const cid = cidOf(RAW, new Uint8Array([1, 2, 3]))
     await assert.rejects(store.put(cid, new Uint8Array([1, 2, 4])), CorruptBlockError)

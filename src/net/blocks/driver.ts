@@ -17,7 +17,7 @@
 import { hash } from 'node:crypto'
 import { mkdir, readdir, rename, unlink, writeFile, readFile } from 'node:fs/promises'
 import { mkdirSync, statSync } from 'node:fs'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { Uint8ArrayList } from 'uint8arraylist'
 import type { Connection, Stream } from '@libp2p/interface'
@@ -27,6 +27,7 @@ import { CID, DAG_CBOR, matches, parseCid } from '../../content/cid.ts'
 import { readRecord } from '../../content/build.ts'
 import { leafCid, leafDigest, leavesHeld, readIndexSpace, type IndexSpace } from '../../content/index-space.ts'
 import type { BlockStore } from '../../content/blockstore.ts'
+import { BackgroundWriter } from '../../content/block-writer.ts'
 import { ApiError, type BuildStatus, type MeshComponent, type MeshComponents, type StatusPart } from '../component.ts'
 import type { Logger } from '../logger.ts'
 import { DEFAULT_RECEIVE_WINDOW, Session, type Writer } from './session.ts'
@@ -131,6 +132,8 @@ export class BlocksDriver implements MeshComponent {
   private readonly c: MeshComponents
   private readonly log: Logger
   private readonly store: BlockStore
+  /** Writes verified blocks off the event loop (a thread, with a second core). */
+  private readonly writer: BackgroundWriter
   private readonly init: Required<Omit<BlocksInit, 'tuning' | 'uploadSlots' | 'uploadRate' | 'banTimeMs' | 'maxPeers'>>
   private readonly sessions = new Map<string, Session>()
   private readonly reopen = new Map<string, { timer: NodeJS.Timeout | undefined, delay: number }>()
@@ -153,6 +156,7 @@ export class BlocksDriver implements MeshComponent {
     this.c = components
     this.log = components.logger.child('blocks')
     this.store = components.repo.store
+    this.writer = new BackgroundWriter(this.store)
     this.init = {
       indexPollMs: init.indexPollMs ?? 5000,
       openTimeoutMs: init.openTimeoutMs ?? 10_000,
@@ -223,6 +227,8 @@ export class BlocksDriver implements MeshComponent {
       this.log.debug('unhandle failed', { error: err })
     }
     for (const s of [...this.sessions.values()]) s.end('the agent stops')
+    // what is queued is verified: let it reach the disk (a kill loses it, to be fetched again)
+    await this.writer.close()
   }
 
   // ---- the core ---------------------------------------------------------------
@@ -486,6 +492,8 @@ export class BlocksDriver implements MeshComponent {
           result = { type: 'loaded', root, result: { status: 'failed', reason } }
         } else {
           const have = await leavesHeld(this.store, r.space)
+          // leaves to fetch: make the store's shard directories first (once), so that no block waits on a mkdir
+          if (have.count < r.space.leaves) await this.shardsMade()
           result = { type: 'loaded', root, result: { status: 'ready', manifest: r.space.manifest.map(c => c.bytes), sizes: r.space.sizes, have: have.bitfield } }
         }
       }
@@ -495,23 +503,34 @@ export class BlocksDriver implements MeshComponent {
     this.input(result)
   }
 
-  /** Puts a block whose bytes were just checked against cid; a rotted copy already on disk is replaced. */
-  private async putVerified (cid: CID, bytes: Uint8Array): Promise<void> {
-    try {
-      if (await this.store.putHashed(cid, bytes)) return
-    } catch (err) {
-      // another process opening the same store (`xo-mesh add`, `import`) empties and recreates
-      // blocks/.tmp: a write caught in between finds no temp directory. Recreate it, once.
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
-      mkdirSync(join(this.store.dir, '.tmp'), { recursive: true })
-      if (await this.store.putHashed(cid, bytes)) return
-    }
-    if (await this.store.intact(cid)) return
-    await this.store.delete(cid)
-    await this.store.putHashed(cid, bytes)
+  private shards: Promise<void> | undefined
+  private async shardsMade (): Promise<void> {
+    this.shards ??= this.store.makeShards().catch(err => { this.log.warn('cannot create the store\'s shard directories', { error: err }) })
+    await this.shards
   }
 
-  /** Hashes each accepted entry of a received data frame against its CID, stores the good ones, tells the core. */
+  /**
+   * Writes a block whose bytes were just checked against cid, replacing any
+   * copy on disk (a rotted one, or the same bytes: a rename either way).
+   * Synchronous, as the store's writes are (blockstore.ts).
+   */
+  private putVerified (cid: CID, bytes: Uint8Array): void {
+    const dest = this.store.path(cid)
+    try {
+      this.store.writeFile(dest, bytes)
+    } catch (err) {
+      // no shard directory yet (makeShards still at work, or removed since)
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+      mkdirSync(dirname(dest), { recursive: true })
+      this.store.writeFile(dest, bytes)
+    }
+  }
+
+  /**
+   * Hashes each accepted entry of a received data frame against its CID and
+   * hands the good ones to the writer thread (or writes them here when it
+   * has no room); the core hears `stored` once they are in the store.
+   */
   private storeBlocks (o: ExchangeOutput & { type: 'store' }): void {
     const m = o.blocks
     const h = this.held.get(cidKey(o.root))
@@ -521,9 +540,17 @@ export class BlocksDriver implements MeshComponent {
     const badCids: Uint8Array[] = []
     const failed: number[] = []
     const failedCids: Uint8Array[] = []
-    const writes: Array<Promise<void>> = []
+    const queued: number[] = []
+    const queuedCids: Uint8Array[] = []
     let okBytes = 0
+    let queuedBytes = 0
     const leaves = m.cids.length === 0
+    /** Stores a verified block: true when queued for the thread, false when written here; throws what writing threw. */
+    const put = (cid: CID, bytes: Uint8Array): boolean => {
+      if (this.writer.queue(cid, bytes)) return true
+      this.putVerified(cid, bytes)
+      return false
+    }
     for (const e of o.entries) {
       const bytes = m.payload.subarray(m.offsets[e]!, m.offsets[e + 1]!)
       if (leaves) {
@@ -537,10 +564,18 @@ export class BlocksDriver implements MeshComponent {
           bad.push(i)
           continue
         }
-        writes.push(this.putVerified(leafCid(space, i), bytes).then(
-          () => { ok.push(i); okBytes += bytes.length },
-          err => { failed.push(i); this.storeFailed(err) }
-        ))
+        try {
+          if (put(leafCid(space, i), bytes)) {
+            queued.push(i)
+            queuedBytes += bytes.length
+          } else {
+            ok.push(i)
+            okBytes += bytes.length
+          }
+        } catch (err) {
+          failed.push(i)
+          this.storeFailed(err)
+        }
       } else {
         const c = m.cids[e]!
         let cid: CID
@@ -554,10 +589,18 @@ export class BlocksDriver implements MeshComponent {
           badCids.push(c.slice())
           continue
         }
-        writes.push(this.putVerified(cid, bytes).then(
-          () => { okCids.push(c.slice()); okBytes += bytes.length },
-          err => { failedCids.push(c.slice()); this.storeFailed(err) }
-        ))
+        try {
+          if (put(cid, bytes)) {
+            queuedCids.push(c.slice())
+            queuedBytes += bytes.length
+          } else {
+            okCids.push(c.slice())
+            okBytes += bytes.length
+          }
+        } catch (err) {
+          failedCids.push(c.slice())
+          this.storeFailed(err)
+        }
       }
     }
     const root = o.root.slice()
@@ -566,19 +609,26 @@ export class BlocksDriver implements MeshComponent {
       this.countersOf(peer).corrupt_blocks += bad.length + badCids.length
       this.input({ type: 'stored', peer, root, indices: bad, cids: badCids, result: 'corrupt' })
     }
-    // the block store writes synchronously: these settle in this tick's microtasks
-    void Promise.all(writes).then(() => {
-      if (ok.length + okCids.length > 0) {
-        if (h !== undefined) {
-          let src = h.sources.get(peer)
-          if (src === undefined) h.sources.set(peer, src = { bytes: 0, blocks: 0 })
-          src.bytes += okBytes
-          src.blocks += ok.length + okCids.length
-        }
-        this.input({ type: 'stored', peer, root, indices: ok, cids: okCids, result: 'ok' })
+    const stored = (indices: number[], cids: Uint8Array[], bytes: number): void => {
+      if (indices.length + cids.length === 0) return
+      if (h !== undefined) {
+        let src = h.sources.get(peer)
+        if (src === undefined) h.sources.set(peer, src = { bytes: 0, blocks: 0 })
+        src.bytes += bytes
+        src.blocks += indices.length + cids.length
       }
-      if (failed.length + failedCids.length > 0) this.input({ type: 'stored', peer, root, indices: failed, cids: failedCids, result: 'failed' })
-    })
+      this.input({ type: 'stored', peer, root, indices, cids, result: 'ok' })
+    }
+    stored(ok, okCids, okBytes)
+    if (failed.length + failedCids.length > 0) this.input({ type: 'stored', peer, root, indices: failed, cids: failedCids, result: 'failed' })
+    if (queued.length + queuedCids.length === 0) return
+    this.writer.settled().then(
+      () => { stored(queued, queuedCids, queuedBytes) },
+      err => {
+        this.storeFailed(err)
+        this.input({ type: 'stored', peer, root, indices: queued, cids: queuedCids, result: 'failed' })
+      }
+    )
   }
 
   private lastStoreError = 0
