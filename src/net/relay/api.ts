@@ -4,6 +4,9 @@
 //                                 sample of this agent's own (a JSON object,
 //                                 at most 64 KiB); 201 {origin, counter}
 //   GET  /relay                   next hop, outbox size, counters
+//   POST /usb {dir}               one USB round trip on the stick at dir
+//                                 (`xo-mesh usb`); 200 with what it did
+import { isAbsolute } from 'node:path'
 import { ApiError, type ApiRoutes } from '../component.ts'
 import { OutboxFullError } from '../../store/outbox.ts'
 import { encodeReport } from '../../store/reports.ts'
@@ -30,4 +33,10 @@ export function addRelayRoutes (api: ApiRoutes, driver: RelayDriver): void {
   })
 
   api.add('GET', '/relay', () => ({ body: driver.summary() }))
+
+  api.add('POST', '/usb', async req => {
+    const dir = (req.body as { dir?: unknown } | undefined)?.dir
+    if (typeof dir !== 'string' || !isAbsolute(dir)) throw new ApiError(400, 'send {"dir": "/absolute/path/of/the/stick"}')
+    return { body: await driver.usbTrip(dir) }
+  })
 }
