@@ -61,6 +61,7 @@ export function defaultComponents (config: AgentConfig, dataDir: string): Compon
       accept: config.relay.accept,
       maxBytes: config.relay.max_bytes,
       sink: config.relay.sink || config.role === 'mothership',
+      core: { backoffMaxMs: config.relay.retry_max_s * 1000, receiptTimeoutMs: config.relay.receipt_timeout_s * 1000 },
       usb: { school: a.school, mothership: config.relay.mothership, ...(a.root_key !== null ? { rootKey: new Uint8Array(Buffer.from(a.root_key, 'hex')) } : {}) }
     })(components)
   })

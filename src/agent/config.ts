@@ -46,6 +46,10 @@ export interface AgentConfig {
     sink: boolean
     /** The mothership's peer id: `xo-mesh usb` believes only receipts it signed. null: none believed. */
     mothership: string | null
+    /** Longest wait before offering again after a refusal, a timeout or a lost link, seconds (the wait doubles up to it). */
+    retry_max_s: number
+    /** An offer unanswered this long is offered again, seconds. */
+    receipt_timeout_s: number
   }
   /** The block exchange (/xo-mesh/blocks/1.0.0). */
   blocks: {
@@ -118,7 +122,7 @@ export function defaultConfig (): AgentConfig {
     advisory: { root_key: null, school: null, group: null, model: null, serial: null },
     role: 'laptop',
     upstream: null,
-    relay: { accept: true, max_bytes: D.DEFAULT_RELAY_MAX_BYTES, sink: false, mothership: null }
+    relay: { accept: true, max_bytes: D.DEFAULT_RELAY_MAX_BYTES, sink: false, mothership: null, retry_max_s: D.DEFAULT_RELAY_RETRY_MAX_S, receipt_timeout_s: D.DEFAULT_RELAY_RECEIPT_TIMEOUT_S }
   }
 }
 
@@ -196,6 +200,8 @@ export const CONFIG_TEMPLATE = `# xo-mesh agent configuration (docs/agent.md). E
 #   max_bytes: ${D.DEFAULT_RELAY_MAX_BYTES}        # item bytes the outbox holds at most; past it, custody is refused
 #   sink: false                  # true on the mothership: items end in DATA/mothership.db (as role: mothership)
 #   mothership: null             # the mothership's peer id: \`xo-mesh usb\` believes only receipts it signed
+#   retry_max_s: ${D.DEFAULT_RELAY_RETRY_MAX_S}              # after a refusal, a timeout or a lost link, offer again after 1 s doubling up to this
+#   receipt_timeout_s: ${D.DEFAULT_RELAY_RECEIPT_TIMEOUT_S}        # an offer unanswered this long is offered again
 `
 
 type Shape = { [k: string]: 'role' | 'string' | 'strings' | 'multiaddrs' | 'upstream' | 'boolean' | 'number' | 'integer' | 'rate' | 'level' | 'nullable-string' | 'text-or-null' | 'hostport' | 'seconds' | 'power' | 'nullable-percent' | 'nullable-upstream' | Shape }
@@ -226,7 +232,7 @@ const SHAPE: Shape = {
   advisory: { root_key: 'text-or-null', school: 'text-or-null', group: 'text-or-null', model: 'text-or-null', serial: 'text-or-null' },
   role: 'role',
   upstream: 'upstream',
-  relay: { accept: 'boolean', max_bytes: 'integer', sink: 'boolean', mothership: 'text-or-null' }
+  relay: { accept: 'boolean', max_bytes: 'integer', sink: 'boolean', mothership: 'text-or-null', retry_max_s: 'number', receipt_timeout_s: 'number' }
 }
 
 /** Splits "host:port" / "[v6]:port"; throws ConfigError. */

@@ -28,10 +28,14 @@ const ROUNDS = SOAK ? 8 : 4
 const PER_ROUND = SOAK ? 12 : 4 // items per laptop per round; every fourth a backup chunk
 const CUTS = SOAK ? 6 : 2
 const LOOPBACK = ['--no-mdns', '--api', '127.0.0.1:0']
-const TIMERS = `dial:
+const RELAY = `dial:
   backoff_min_s: 0.25
   backoff_max_s: 2
-election:
+relay:
+  retry_max_s: 3
+  receipt_timeout_s: 15
+`
+const TIMERS = `${RELAY}election:
   heartbeat_s: 1
   failure_timeout_s: 4
   settle_s: 0.5
@@ -104,7 +108,14 @@ describe('ten laptops, a school server, a staging agent and the mothership', fun
   let uplink: Uplink | undefined
   const dir = (name: string): string => join(t.dir, name)
 
-  before(async () => { t = await tempDir('xo-mesh-school-') })
+  let entry: string
+  before(async () => {
+    t = await tempDir('xo-mesh-school-')
+    // Thirteen agents: started from one bundle of src/cli/agentd.ts, each costs a fraction of the CPU tsx needs to load the sources.
+    entry = join(t.dir, 'agentd.mjs')
+    const { buildAgentd } = await import('../../scripts/build-agentd.ts')
+    await buildAgentd(entry)
+  })
   afterEach(function () {
     if (this.currentTest?.state !== 'failed') return
     for (const x of all) for (const l of x.find(l => l.level === 'warn' || l.level === 'error').slice(-5)) console.error(x.dataDir.split('/').pop(), JSON.stringify(l).slice(0, 300))
@@ -124,18 +135,18 @@ describe('ten laptops, a school server, a staging agent and the mothership', fun
     for (const n of names) { await writeConfig(dir(n), ''); id.set(n, await identity(dir(n))) }
     const addr = (n: string): string => `/ip4/127.0.0.1/tcp/${port.get(n)}/p2p/${id.get(n)}`
     const school = names.slice(2)
-    await writeConfig(dir('mothership'), 'role: mothership\n')
-    await writeConfig(dir('staging'), `role: staging\nupstream: ${addr('mothership')}\ndial:\n  backoff_min_s: 0.25\n  backoff_max_s: 2\n`)
+    await writeConfig(dir('mothership'), `role: mothership\n${RELAY}`)
+    await writeConfig(dir('staging'), `role: staging\nupstream: ${addr('mothership')}\n${RELAY}`)
     // Every school agent may become the server, so each names the staging agent (through the uplink) as its upstream.
     const viaUplink = `/ip4/127.0.0.1/tcp/${proxyPort}/p2p/${id.get('staging')}`
     for (const n of school) {
-      await writeConfig(dir(n), `${TIMERS}${n === 'server' ? '  pinned: true\n' : ''}upstream: ${viaUplink}\n${n === 'server' ? '' : 'relay:\n  accept: true\n'}`)
+      await writeConfig(dir(n), `${TIMERS}${n === 'server' ? '  pinned: true\n' : ''}upstream: ${viaUplink}\n`)
     }
     uplink = new Uplink(proxyPort, port.get('staging')!)
     await uplink.listen()
     const start = (n: string): AgentProcess => {
       const peers = school.filter(m => m !== n).map(m => `/ip4/127.0.0.1/tcp/${port.get(m)}`)
-      const p = new AgentProcess(dir(n), [...LOOPBACK, '--listen', `/ip4/127.0.0.1/tcp/${port.get(n)}`, ...(school.includes(n) ? ['--peer', ...peers] : [])])
+      const p = new AgentProcess(dir(n), [...LOOPBACK, '--listen', `/ip4/127.0.0.1/tcp/${port.get(n)}`, ...(school.includes(n) ? ['--peer', ...peers] : [])], { entry })
       all.push(p)
       return p
     }
@@ -222,7 +233,12 @@ describe('ten laptops, a school server, a staging agent and the mothership', fun
         try { return (db.prepare('SELECT count(*) AS n FROM items').get() as { n: number }).n } finally { db.close() }
       } catch { return 0 }
     }
-    await until(`all ${posted} items at the mothership`, SOAK ? 240_000 : 60_000, () => (count() >= posted ? true : undefined), 250)
+    try {
+      await until(`all ${posted} items at the mothership`, SOAK ? 240_000 : 120_000, () => (count() >= posted ? true : undefined), 250)
+    } catch (err) {
+      const relays = await Promise.all([...school, 'staging'].map(async n => { try { return `${n}: ${JSON.stringify((await api(urls.get(n)!, '/relay')).body)}` } catch (e) { return `${n}: ${(e as Error).message}` } }))
+      throw new Error(`${(err as Error).message}: ${count()} there; relays:\n${relays.join('\n')}`)
+    }
     trace('all items at the mothership')
     const db = openDatabase(join(dir('mothership'), 'mothership.db'))
     const rows = db.prepare('SELECT origin, count(*) AS n, count(DISTINCT counter) AS d, min(counter) AS lo, max(counter) AS hi, sum(kind = 3) AS chunks FROM items GROUP BY origin').all() as Array<{ origin: string, n: number, d: number, lo: number, hi: number, chunks: number }>
