@@ -150,3 +150,20 @@ export async function apiGet (url: string, path: string, headers: Record<string,
     req.end()
   })
 }
+
+/**
+ * Bundles src/cli/agentd.ts into DIR/agentd.mjs and returns its path, for
+ * AgentProcess's `entry`: an agent started from the bundle costs a fraction
+ * of the CPU tsx needs to load the sources (tests that run many agents).
+ */
+export async function agentdBundle (dir: string): Promise<string> {
+  const entry = join(dir, 'agentd.mjs')
+  const { buildAgentd } = await import('../../scripts/build-agentd.ts')
+  await buildAgentd(entry)
+  return entry
+}
+
+/** The last warnings and errors of each agent on stderr (an afterEach of a failed test). */
+export function printWarnings (agents: AgentProcess[], last = 5): void {
+  for (const x of agents) for (const l of x.find(l => l.level === 'warn' || l.level === 'error').slice(-last)) console.error(x.dataDir.split('/').pop(), JSON.stringify(l).slice(0, 300))
+}

@@ -12,7 +12,7 @@ import assert from 'node:assert/strict'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { tempDir } from '../support/cli.ts'
-import { AgentProcess, apiGet, until, xo } from '../agent/support.ts'
+import { AgentProcess, agentdBundle, apiGet, printWarnings, until, xo } from '../agent/support.ts'
 import { api, freePort, writeConfig } from './support.ts'
 import { openDatabase } from '../../src/store/sqlite.ts'
 import { Repo } from '../../src/content/repo.ts'
@@ -24,7 +24,7 @@ import { generateKeyPair, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 
 const LOOPBACK = ['--no-mdns', '--api', '127.0.0.1:0']
-const DIAL = 'dial:\n  backoff_min_s: 0.25\n  backoff_max_s: 2\n'
+const DIAL = 'dial:\n  backoff_min_s: 0.25\n  backoff_max_s: 2\nrelay:\n  retry_max_s: 3\n'
 
 async function identity (dataDir: string): Promise<string> {
   const key = await generateKeyPair('Ed25519')
@@ -41,11 +41,12 @@ describe('staging tree between agent processes', function () {
   const all: AgentProcess[] = []
   const dir = (n: string): string => join(t.dir, n)
 
-  before(async () => { t = await tempDir('xo-mesh-staging-') })
-  afterEach(function () {
-    if (this.currentTest?.state !== 'failed') return
-    for (const x of all) for (const l of x.find(l => l.level === 'warn' || l.level === 'error').slice(-5)) console.error(x.dataDir.split('/').pop(), JSON.stringify(l).slice(0, 300))
+  let entry: string
+  before(async () => {
+    t = await tempDir('xo-mesh-staging-')
+    entry = await agentdBundle(t.dir)
   })
+  afterEach(function () { if (this.currentTest?.state === 'failed') printWarnings(all) })
   after(async () => {
     await Promise.all(all.map(async x => { await x.kill() }))
     await t.cleanup()
@@ -74,10 +75,10 @@ describe('staging tree between agent processes', function () {
     const trust = `advisory:\n  root_key: "${rootKey}"\n`
     await writeConfig(dir('mothership'), `role: mothership\n${trust}${DIAL}`)
     await writeConfig(dir('staging'), `role: staging\nupstream: ${addr('mothership')}\n${trust}${DIAL}`)
-    const schoolConfig = (upstream: string): string => `upstream: ${upstream}\nrelay:\n  mothership: ${id.mothership}\nadvisory:\n  root_key: "${rootKey}"\n  school: Escuela 3\n${DIAL}`
+    const schoolConfig = (upstream: string): string => `upstream: ${upstream}\nrelay:\n  mothership: ${id.mothership}\n  retry_max_s: 3\nadvisory:\n  root_key: "${rootKey}"\n  school: Escuela 3\ndial:\n  backoff_min_s: 0.25\n  backoff_max_s: 2\n`
     await writeConfig(dir('school'), schoolConfig(addr('staging')))
     const start = (n: keyof typeof port): AgentProcess => {
-      const p = new AgentProcess(dir(n), [...LOOPBACK, '--listen', `/ip4/127.0.0.1/tcp/${port[n]}`])
+      const p = new AgentProcess(dir(n), [...LOOPBACK, '--listen', `/ip4/127.0.0.1/tcp/${port[n]}`], { entry })
       all.push(p)
       return p
     }

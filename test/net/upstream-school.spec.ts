@@ -14,7 +14,7 @@ import assert from 'node:assert/strict'
 import { createServer, connect, type Server, type Socket } from 'node:net'
 import { join } from 'node:path'
 import { tempDir } from '../support/cli.ts'
-import { AgentProcess, until } from '../agent/support.ts'
+import { AgentProcess, agentdBundle, printWarnings, until } from '../agent/support.ts'
 import { freePort, writeConfig } from './support.ts'
 import { request } from 'node:http'
 import { openDatabase } from '../../src/store/sqlite.ts'
@@ -111,15 +111,9 @@ describe('ten laptops, a school server, a staging agent and the mothership', fun
   let entry: string
   before(async () => {
     t = await tempDir('xo-mesh-school-')
-    // Thirteen agents: started from one bundle of src/cli/agentd.ts, each costs a fraction of the CPU tsx needs to load the sources.
-    entry = join(t.dir, 'agentd.mjs')
-    const { buildAgentd } = await import('../../scripts/build-agentd.ts')
-    await buildAgentd(entry)
+    entry = await agentdBundle(t.dir)
   })
-  afterEach(function () {
-    if (this.currentTest?.state !== 'failed') return
-    for (const x of all) for (const l of x.find(l => l.level === 'warn' || l.level === 'error').slice(-5)) console.error(x.dataDir.split('/').pop(), JSON.stringify(l).slice(0, 300))
-  })
+  afterEach(function () { if (this.currentTest?.state === 'failed') printWarnings(all) })
   after(async () => {
     await Promise.all(all.map(async x => { await x.kill() }))
     await uplink?.close()
@@ -181,9 +175,15 @@ describe('ten laptops, a school server, a staging agent and the mothership', fun
         for (let k = 0; k < PER_ROUND; k++) {
           const c = (counters.get(n) ?? 0) + 1
           counters.set(n, c)
-          const r = c % 4 === 0
-            ? await api(urls.get(n)!, '/outbox', { kind: 'backup-chunk', body: Buffer.alloc(4096, c).toString('base64') })
-            : await api(urls.get(n)!, '/outbox', { kind: 'statistics', report: { school: 'Escuela 12', sampled_at: c, battery: 0.5 } })
+          let r
+          try {
+            r = c % 4 === 0
+              ? await api(urls.get(n)!, '/outbox', { kind: 'backup-chunk', body: Buffer.alloc(4096, c).toString('base64') })
+              : await api(urls.get(n)!, '/outbox', { kind: 'statistics', report: { school: 'Escuela 12', sampled_at: c, battery: 0.5 } })
+          } catch (err) {
+            const child = procs.get(n)!.child
+            throw new Error(`posting to ${n}: ${(err as Error).message} (its process: exit code ${child.exitCode}, signal ${child.signalCode})`)
+          }
           assert.equal(r.status, 201, JSON.stringify(r.body))
           posted++
         }
