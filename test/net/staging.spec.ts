@@ -133,6 +133,12 @@ describe('staging tree between agent processes', function () {
     assert.deepEqual(answered.schools.map(x => [x.from, x.status, x.advisories]), [[id.school, 'answered', null]])
     const home = await ok(['--data', dir('school'), '--json', 'usb', stick]) as { receipt: { status: string } }
     assert.equal(home.receipt.status, 'accepted')
-    assert.ok(mu.startsWith('http://'))
+    // The mothership's report through its API (its page reads it); no other agent has one.
+    const report = (await apiGet(mu, '/report')).body as { schools: Array<{ school: string, laptops: number }>, items: { items: number } }
+    assert.deepEqual(report.schools.map(x => [x.school, x.laptops]), [['Escuela 3', 1]])
+    assert.equal(report.items.items, 10)
+    const laptops = (await apiGet(mu, '/report/' + encodeURIComponent('Escuela 3'))).body as { laptops: Array<{ origin: string, items: number }> }
+    assert.deepEqual(laptops.laptops.map(l => [l.origin, l.items]), [[id.school, 10]])
+    assert.equal((await apiGet(su, '/report')).status, 404)
   })
 })

@@ -77,11 +77,16 @@ class Uplink {
   async close (): Promise<void> { this.cut(); await new Promise(resolve => this.server.close(resolve)) }
 }
 
-/** A request to an agent's API with a patient timeout: eleven agents on a loaded machine answer slowly, and a post must not be sent twice. */
+/**
+ * A request to an agent's API with a patient timeout (eleven agents on a
+ * loaded machine answer slowly), on a connection of its own: a kept-alive
+ * socket the agent closes as the next request goes out resets it, and a post
+ * must never be sent twice.
+ */
 async function api (url: string, path: string, body?: unknown): Promise<{ status: number, body: unknown }> {
   const payload = body !== undefined ? JSON.stringify(body) : undefined
   return await new Promise((resolve, reject) => {
-    const req = request(new URL('/api/v1' + path, url), { method: payload !== undefined ? 'POST' : 'GET', headers: payload !== undefined ? { 'Content-Type': 'application/json' } : {}, timeout: 30_000 }, res => {
+    const req = request(new URL('/api/v1' + path, url), { method: payload !== undefined ? 'POST' : 'GET', headers: payload !== undefined ? { 'Content-Type': 'application/json' } : {}, timeout: 30_000, agent: false }, res => {
       let text = ''
       res.setEncoding('utf8')
       res.on('data', (d: string) => { text += d })

@@ -6,6 +6,10 @@
 //   POST /outbox {kind: "backup-chunk", body: base64}
 //                                 enqueue an (already encrypted) backup chunk
 //   GET  /relay                   next hop, outbox size, counters
+//   GET  /report                  on the mothership: per school, laptops seen,
+//                                 builds installed, last contact (what
+//                                 `xo-mesh report --json` prints); 404 elsewhere
+//   GET  /report/:school          the laptops of one school
 //   POST /usb {dir}               one USB round trip on the stick at dir
 //                                 (`xo-mesh usb`); 200 with what it did
 import { isAbsolute } from 'node:path'
@@ -47,6 +51,14 @@ export function addRelayRoutes (api: ApiRoutes, driver: RelayDriver): void {
   })
 
   api.add('GET', '/relay', () => ({ body: driver.summary() }))
+
+  // The mothership's report, for its page and other tools (docs/api.md): the same store `xo-mesh report` reads.
+  const sink = (): NonNullable<RelayDriver['sinkStore']> => {
+    if (driver.sinkStore === undefined) throw new ApiError(404, 'this agent is not the mothership (role: mothership): it keeps no report')
+    return driver.sinkStore
+  }
+  api.add('GET', '/report', () => ({ body: { schools: sink().schools(), items: sink().counts() } }))
+  api.add('GET', '/report/:school', req => ({ body: { school: req.params.school, laptops: sink().laptops(req.params.school!) } }))
 
   api.add('POST', '/usb', async req => {
     const dir = (req.body as { dir?: unknown } | undefined)?.dir
