@@ -107,7 +107,7 @@ function trace (what: string): void {
 const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
 
 describe('ten laptops, a school server, a staging agent and the mothership', function () {
-  this.timeout(SOAK ? 900_000 : 420_000) // ~40 s on a quiet machine; several minutes at a load average of 20
+  this.timeout(SOAK ? 1_200_000 : 600_000) // 348 s at a load average of 35-39 on 2 cores (other tests running); far less on a quiet machine
   let t: Awaited<ReturnType<typeof tempDir>>
   const all: AgentProcess[] = []
   let uplink: Uplink | undefined
@@ -205,7 +205,7 @@ describe('ten laptops, a school server, a staging agent and the mothership', fun
         // SIGKILL the server while items are on their way; a laptop takes the role; the server returns and takes it back.
         await procs.get('server')!.stop('SIGKILL')
         kills++
-        const taker = await until('a laptop to take the server role', 20_000, async () => {
+        const taker = await until('a laptop to take the server role', 40_000, async () => {
           const s = await Promise.all(laptops.map(async n => [n, await roleOf(n)] as const))
           const servers = s.filter(([, x]) => x.role === 'server')
           return servers.length === 1 ? servers[0]![0] : undefined
@@ -215,8 +215,8 @@ describe('ten laptops, a school server, a staging agent and the mothership', fun
         await post() // items go to the laptop that is now the server
         const p = start('server')
         procs.set('server', p)
-        urls.set('server', await p.started(60_000))
-        await serverIs('server', 30_000)
+        urls.set('server', await p.started(90_000))
+        await serverIs('server', 60_000)
         moves.push('server')
         trace('the server is back')
       } else if (uplink.cuts < CUTS) {
