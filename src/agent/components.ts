@@ -27,8 +27,10 @@ export function defaultComponents (config: AgentConfig, dataDir: string): Compon
     }))
   }
   list.push(blocks({ uploadSlots: config.blocks.upload_slots, uploadRate: config.blocks.upload_rate, receiveWindow: config.blocks.receive_window }))
+  // A staging agent and the mothership serve schools but are no school's server: they stay out of the election.
+  const inSchool = config.role === 'laptop'
   const e = config.election
-  list.push(components => election({
+  if (inSchool) list.push(components => election({
     // "has uplink": the election's own upstream, else the relay's next hop towards the mothership
     facts: factsReader(dataDir, e.upstream === null && config.upstream !== null ? { ...e, upstream: config.upstream } : e, components.logger.child('facts')),
     factsIntervalMs: e.facts_interval_s * 1000,
@@ -44,7 +46,7 @@ export function defaultComponents (config: AgentConfig, dataDir: string): Compon
   // after blocks: the builds it advises are handed to the exchange as it starts
   const a = config.advisory
   const device = Object.fromEntries(Object.entries({ school: a.school, group: a.group, model: a.model, serial: a.serial }).filter(([, v]) => v !== null)) as { school?: string, group?: string, model?: string, serial?: string }
-  list.push(advisory({ ...(a.root_key !== null ? { rootKey: new Uint8Array(Buffer.from(a.root_key, 'hex')) } : {}), device }))
+  list.push(advisory({ ...(a.root_key !== null ? { rootKey: new Uint8Array(Buffer.from(a.root_key, 'hex')) } : {}), device, stageAll: !inSchool }))
   // The outbox goes to the elected school server; the server (or a laptop
   // while none is elected) hands it to the configured upstream.
   list.push(components => {
@@ -54,7 +56,14 @@ export function defaultComponents (config: AgentConfig, dataDir: string): Compon
       components.events.emit('relay:next-hop-changed', {})
     })
     const nextHop = electedNextHop(configuredNextHop(config.upstream), () => elected)
-    return relay({ nextHop, accept: config.relay.accept, maxBytes: config.relay.max_bytes, sink: config.relay.sink })(components)
+    return relay({
+      nextHop,
+      accept: config.relay.accept,
+      maxBytes: config.relay.max_bytes,
+      sink: config.relay.sink || config.role === 'mothership',
+      core: { backoffMaxMs: config.relay.retry_max_s * 1000, receiptTimeoutMs: config.relay.receipt_timeout_s * 1000 },
+      usb: { school: a.school, mothership: config.relay.mothership, ...(a.root_key !== null ? { rootKey: new Uint8Array(Buffer.from(a.root_key, 'hex')) } : {}) }
+    })(components)
   })
   return list
 }

@@ -32,6 +32,8 @@ export interface AgentConfig {
     file: string | null
     max_bytes: number
   }
+  /** What this agent is in the staging tree (docs/upstream.md): a school's laptop (or server), a staging agent, the mothership. */
+  role: AgentRole
   /** The next hop towards the mothership: a multiaddr ending in /p2p/<peer id>, or null (docs/upstream.md). */
   upstream: string | null
   /** The upstream relay (/xo-mesh/relay/1.0.0). */
@@ -42,6 +44,12 @@ export interface AgentConfig {
     max_bytes: number
     /** This agent is the mothership: items are stored in DATA/mothership.db and go no further. */
     sink: boolean
+    /** The mothership's peer id: `xo-mesh usb` believes only receipts it signed. null: none believed. */
+    mothership: string | null
+    /** Longest wait before offering again after a refusal, a timeout or a lost link, seconds (the wait doubles up to it). */
+    retry_max_s: number
+    /** An offer unanswered this long is offered again, seconds. */
+    receipt_timeout_s: number
   }
   /** The block exchange (/xo-mesh/blocks/1.0.0). */
   blocks: {
@@ -83,6 +91,10 @@ export interface AgentConfig {
   }
 }
 
+/** Roles in the staging tree: `staging` and `mothership` take no part in a school's election and hold every advised build. */
+export const AGENT_ROLES = ['laptop', 'staging', 'mothership'] as const
+export type AgentRole = typeof AGENT_ROLES[number]
+
 export function defaultConfig (): AgentConfig {
   return {
     listen: [...D.DEFAULT_LISTEN],
@@ -108,8 +120,9 @@ export function defaultConfig (): AgentConfig {
       facts_interval_s: D.DEFAULT_ELECTION_FACTS_INTERVAL_S
     },
     advisory: { root_key: null, school: null, group: null, model: null, serial: null },
+    role: 'laptop',
     upstream: null,
-    relay: { accept: true, max_bytes: D.DEFAULT_RELAY_MAX_BYTES, sink: false }
+    relay: { accept: true, max_bytes: D.DEFAULT_RELAY_MAX_BYTES, sink: false, mothership: null, retry_max_s: D.DEFAULT_RELAY_RETRY_MAX_S, receipt_timeout_s: D.DEFAULT_RELAY_RECEIPT_TIMEOUT_S }
   }
 }
 
@@ -173,6 +186,11 @@ export const CONFIG_TEMPLATE = `# xo-mesh agent configuration (docs/agent.md). E
 #   model: null                  # XO-1.5, XO-1.75, XO-4, …
 #   serial: null
 
+# What this agent is in the staging tree (docs/upstream.md): laptop (a school's laptop or server),
+# staging (a regional server: no school election, holds every advised build, relays up) or
+# mothership (the sink of the outboxes, DATA/mothership.db). \`xo-mesh agent --role\` overrides.
+# role: laptop
+
 # The next hop towards the mothership (docs/upstream.md): a multiaddr ending in /p2p/<peer id>.
 # Statistics, install reports and backups in the outbox are handed to it under custody receipts.
 # upstream: null                 # e.g. "/ip4/10.0.0.1/tcp/4001/p2p/12D3KooW..."
@@ -180,10 +198,13 @@ export const CONFIG_TEMPLATE = `# xo-mesh agent configuration (docs/agent.md). E
 # relay:
 #   accept: true                 # take custody of other agents' items (school server, staging agent)
 #   max_bytes: ${D.DEFAULT_RELAY_MAX_BYTES}        # item bytes the outbox holds at most; past it, custody is refused
-#   sink: false                  # true on the mothership: items end in DATA/mothership.db
+#   sink: false                  # true on the mothership: items end in DATA/mothership.db (as role: mothership)
+#   mothership: null             # the mothership's peer id: \`xo-mesh usb\` believes only receipts it signed
+#   retry_max_s: ${D.DEFAULT_RELAY_RETRY_MAX_S}              # after a refusal, a timeout or a lost link, offer again after 1 s doubling up to this
+#   receipt_timeout_s: ${D.DEFAULT_RELAY_RECEIPT_TIMEOUT_S}        # an offer unanswered this long is offered again
 `
 
-type Shape = { [k: string]: 'string' | 'strings' | 'multiaddrs' | 'upstream' | 'boolean' | 'number' | 'integer' | 'rate' | 'level' | 'nullable-string' | 'text-or-null' | 'hostport' | 'seconds' | 'power' | 'nullable-percent' | 'nullable-upstream' | Shape }
+type Shape = { [k: string]: 'role' | 'string' | 'strings' | 'multiaddrs' | 'upstream' | 'boolean' | 'number' | 'integer' | 'rate' | 'level' | 'nullable-string' | 'text-or-null' | 'hostport' | 'seconds' | 'power' | 'nullable-percent' | 'nullable-upstream' | Shape }
 
 const SHAPE: Shape = {
   listen: 'multiaddrs',
@@ -209,8 +230,9 @@ const SHAPE: Shape = {
     facts_interval_s: 'number'
   },
   advisory: { root_key: 'text-or-null', school: 'text-or-null', group: 'text-or-null', model: 'text-or-null', serial: 'text-or-null' },
+  role: 'role',
   upstream: 'upstream',
-  relay: { accept: 'boolean', max_bytes: 'integer', sink: 'boolean' }
+  relay: { accept: 'boolean', max_bytes: 'integer', sink: 'boolean', mothership: 'text-or-null', retry_max_s: 'number', receipt_timeout_s: 'number' }
 }
 
 /** Splits "host:port" / "[v6]:port"; throws ConfigError. */
@@ -240,6 +262,7 @@ function check (kind: Shape[string], value: unknown, key: string, src: string): 
     case 'rate': if (typeof value !== 'number' || !(value >= 0) || !Number.isFinite(value)) bad('a number of bytes per second (0: none)'); break
     case 'string': if (typeof value !== 'string') bad('a string'); break
     case 'seconds': if (typeof value !== 'number' || !(value >= 0) || !Number.isFinite(value)) bad('a number of seconds (0 or more)'); break
+    case 'role': if (!AGENT_ROLES.includes(value as AgentRole)) bad(AGENT_ROLES.join(', ')); break
     case 'power': if (value !== 'auto' && value !== 'ac' && value !== 'battery') bad('auto, ac or battery'); break
     case 'nullable-percent': if (value !== null && (!Number.isInteger(value) || (value as number) < 0 || (value as number) > 100)) bad('a percent 0..100 or null'); break
     case 'nullable-upstream':
@@ -337,6 +360,7 @@ export async function parseConfig (text: string, src = 'config.yaml'): Promise<A
   const config = merge(defaultConfig(), doc)
   if (config.dial.backoff_max_s < config.dial.backoff_min_s) throw new ConfigError(`${src}: dial.backoff_max_s is smaller than dial.backoff_min_s`)
   if (config.election.failure_timeout_s <= config.election.heartbeat_s) throw new ConfigError(`${src}: election.failure_timeout_s must exceed election.heartbeat_s (a peer would be declared gone between two of its heartbeats)`)
+  if (config.relay.mothership !== null && !/^[A-Za-z0-9]{20,128}$/.test(config.relay.mothership)) throw new ConfigError(`${src}: relay.mothership must be the mothership's peer id, got ${JSON.stringify(config.relay.mothership)}`)
   if (config.advisory.root_key !== null && !/^[0-9a-fA-F]{64}$/.test(config.advisory.root_key)) throw new ConfigError(`${src}: advisory.root_key must be 64 hex digits (the deployment's root.pub), got ${JSON.stringify(config.advisory.root_key)}`)
   return config
 }
@@ -366,6 +390,8 @@ export interface ConfigOverrides {
   api?: string
   logLevel?: string
   logFile?: string
+  /** --role: laptop, staging or mothership. */
+  role?: string
 }
 
 /** Applies flags over a config; throws ConfigError for a malformed one. */
@@ -386,5 +412,9 @@ export function applyOverrides (config: AgentConfig, o: ConfigOverrides): AgentC
     out.log.level = o.logLevel as LogLevel
   }
   if (o.logFile !== undefined) out.log.file = o.logFile
+  if (o.role !== undefined) {
+    if (!AGENT_ROLES.includes(o.role as AgentRole)) throw new ConfigError(`--role must be one of ${AGENT_ROLES.join(', ')}`)
+    out.role = o.role as AgentRole
+  }
   return out
 }

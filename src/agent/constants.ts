@@ -44,3 +44,6 @@ export const API_FILE = 'api'
 export const LOCK_FILE = 'agent.lock'
 /** Bytes of item bodies an outbox holds at most (statistics, reports, backup chunks on their way up). */
 export const DEFAULT_RELAY_MAX_BYTES = 512 * 1024 * 1024
+/** The relay's longest wait before offering again, and its receipt timeout, seconds (src/core/relay/constants.ts). */
+export const DEFAULT_RELAY_RETRY_MAX_S = 60
+export const DEFAULT_RELAY_RECEIPT_TIMEOUT_S = 30

@@ -6,7 +6,7 @@ import { resolve } from 'node:path'
 import { defaultDataDir } from '../content/repo.ts'
 import { AgentError } from '../agent/errors.ts'
 
-interface AgentFlags { listen?: string[], peer?: string[], mdns: boolean, api?: string, logLevel?: string, logFile?: string }
+interface AgentFlags { listen?: string[], peer?: string[], mdns: boolean, api?: string, logLevel?: string, logFile?: string, role?: string }
 
 /** Prints an AgentError as one line and sets its exit code; rethrows anything else. */
 export async function reportAgentErrors (fn: () => Promise<void>): Promise<void> {
@@ -28,6 +28,7 @@ export function addAgentCommand (program: Command): void {
     .option('--api <host:port>', 'the local HTTP API (default 127.0.0.1:7337; port 0: any free port)')
     .option('--log-level <level>', 'debug, info, warn or error (default info)')
     .option('--log-file <file>', 'JSON-lines log file (relative: in the data directory) instead of stderr')
+    .option('--role <role>', 'laptop, staging or mothership (docs/upstream.md; default: the config\'s role, laptop)')
     .action(async (flags: AgentFlags) => {
       await reportAgentErrors(async () => {
         const { runAgent } = await import('../agent/run.ts')
@@ -40,7 +41,8 @@ export function addAgentCommand (program: Command): void {
             mdns: flags.mdns,
             ...(flags.api !== undefined ? { api: flags.api } : {}),
             ...(flags.logLevel !== undefined ? { logLevel: flags.logLevel } : {}),
-            ...(flags.logFile !== undefined ? { logFile: flags.logFile } : {})
+            ...(flags.logFile !== undefined ? { logFile: flags.logFile } : {}),
+            ...(flags.role !== undefined ? { role: flags.role } : {})
           }
         })
         process.exit(code)

@@ -66,6 +66,15 @@ CREATE TABLE IF NOT EXISTS statistics (
   sample     TEXT   NOT NULL,           -- the sample as JSON
   PRIMARY KEY (origin, counter)
 );
+CREATE TABLE IF NOT EXISTS trips (
+  school_server TEXT   NOT NULL,            -- peer id of the school server that wrote the stick
+  trip          TEXT   NOT NULL,            -- the trip's id (its manifest)
+  school        TEXT,                       -- the school it names
+  received      BIGINT NOT NULL,            -- mothership clock, the last time this trip was read
+  items         BIGINT NOT NULL,            -- items the stick carried
+  added         BIGINT NOT NULL,            -- of which new (the rest: held already)
+  PRIMARY KEY (school_server, trip)
+);
 CREATE TABLE IF NOT EXISTS conflicts (
   origin   TEXT   NOT NULL,
   counter  BIGINT NOT NULL,
@@ -213,6 +222,32 @@ export class MothershipStore {
       this.insertSample.run(it.origin, it.counter, s.school ?? null, s.sampled_at ?? null, JSON.stringify(s))
       if (s.school !== undefined) this.setSchool.run(s.school, it.origin)
     }
+  }
+
+  /**
+   * What the store holds of origin, as a receipt states it: every counter up
+   * to the contiguous run's end, and those of `counters` above it that are
+   * held (a USB trip's receipt covers everything the stick carried).
+   */
+  held (origin: string, counters: Iterable<number>): Custody {
+    const contiguous = (this.selectContiguous.get(origin) as { contiguous: number } | undefined)?.contiguous ?? 0
+    const above = [...new Set(counters)].filter(c => c > contiguous && this.hasCounter.get(origin, c) !== undefined).sort((a, b) => a - b)
+    return { origin, contiguous, above }
+  }
+
+  /**
+   * Records a USB trip read (again: the row is updated), and gives the
+   * laptops it carried that never named a school the school the stick names.
+   */
+  noteTrip (schoolServer: string, trip: string, school: string | null, origins: string[], items: number, added: number, now: number): void {
+    transaction(this.db, () => {
+      this.db.prepare(`INSERT INTO trips (school_server, trip, school, received, items, added) VALUES (?, ?, ?, ?, ?, ?)
+        ON CONFLICT (school_server, trip) DO UPDATE SET received = excluded.received, added = trips.added + excluded.added`).run(schoolServer, trip, school, now, items, added)
+      if (school !== null) {
+        const set = this.db.prepare('UPDATE laptops SET school = ? WHERE origin = ? AND school IS NULL')
+        for (const o of origins) set.run(school, o)
+      }
+    })
   }
 
   /** The counter after the highest held of origin (the mothership numbering its own items). */

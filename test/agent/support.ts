@@ -21,8 +21,8 @@ export async function until<T> (what: string, timeoutMs: number, check: () => T 
 }
 
 /** The command line that runs `node BIN …args`, inside `netns` when given. */
-function command (args: string[], netns?: string): [string, string[]] {
-  return netns !== undefined ? ['ip', ['netns', 'exec', netns, process.execPath, BIN, ...args]] : [process.execPath, [BIN, ...args]]
+function command (args: string[], netns?: string, entry = BIN): [string, string[]] {
+  return netns !== undefined ? ['ip', ['netns', 'exec', netns, process.execPath, entry, ...args]] : [process.execPath, [entry, ...args]]
 }
 
 export class AgentProcess {
@@ -33,11 +33,14 @@ export class AgentProcess {
   stderrText = ''
   readonly exited: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
 
-  /** options.env: variables added to the test process's environment (XO_MESH_POWER, …). */
-  constructor (dataDir: string, args: string[], options: { netns?: string, env?: Record<string, string> } = {}) {
+  /**
+   * options.env: variables added to the test process's environment (XO_MESH_POWER, …);
+   * options.entry: the script to run instead of bin/xo-mesh.js (a bundle of src/cli/agentd.ts starts with far less CPU).
+   */
+  constructor (dataDir: string, args: string[], options: { netns?: string, env?: Record<string, string>, entry?: string } = {}) {
     this.dataDir = dataDir
     this.netns = options.netns
-    const [cmd, argv] = command(['--data', dataDir, 'agent', ...args], options.netns)
+    const [cmd, argv] = command(['--data', dataDir, 'agent', ...args], options.netns, options.entry)
     this.child = spawn(cmd, argv, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, XO_MESH_NO_PROGRESS: '1', ...options.env } })
     let partial = ''
     this.child.stderr!.setEncoding('utf8')
@@ -146,4 +149,21 @@ export async function apiGet (url: string, path: string, headers: Record<string,
     req.on('error', reject)
     req.end()
   })
+}
+
+/**
+ * Bundles src/cli/agentd.ts into DIR/agentd.mjs and returns its path, for
+ * AgentProcess's `entry`: an agent started from the bundle costs a fraction
+ * of the CPU tsx needs to load the sources (tests that run many agents).
+ */
+export async function agentdBundle (dir: string): Promise<string> {
+  const entry = join(dir, 'agentd.mjs')
+  const { buildAgentd } = await import('../../scripts/build-agentd.ts')
+  await buildAgentd(entry)
+  return entry
+}
+
+/** The last warnings and errors of each agent on stderr (an afterEach of a failed test). */
+export function printWarnings (agents: AgentProcess[], last = 5): void {
+  for (const x of agents) for (const l of x.find(l => l.level === 'warn' || l.level === 'error').slice(-last)) console.error(x.dataDir.split('/').pop(), JSON.stringify(l).slice(0, 300))
 }

@@ -43,11 +43,12 @@ describe('relay between agent processes', function () {
   it('carries every laptop item to the mothership exactly once across a SIGKILL of the school server', async () => {
     const [pm, ps, p1, p2] = [await freePort(), await freePort(), await freePort(), await freePort()]
     const listen = (p: number): string[] => ['--listen', `/ip4/127.0.0.1/tcp/${p}`]
-    await writeConfig(dir('mothership'), 'relay:\n  sink: true\n')
+    await writeConfig(dir('mothership'), 'role: mothership\n')
     await writeConfig(dir('server'), '')
     const mothershipId = await identity(dir('mothership'))
     const serverId = await identity(dir('server'))
-    await writeConfig(dir('server'), `upstream: /ip4/127.0.0.1/tcp/${pm}/p2p/${mothershipId}\n`)
+    // pinned: the laptops (which decline custody) must not win the school's election and become the server's next hop
+    await writeConfig(dir('server'), `upstream: /ip4/127.0.0.1/tcp/${pm}/p2p/${mothershipId}\nelection:\n  pinned: true\n`)
     for (const name of ['l1', 'l2']) await writeConfig(dir(name), `upstream: /ip4/127.0.0.1/tcp/${ps}/p2p/${serverId}\nrelay:\n  accept: false\n`)
     const mothership = new AgentProcess(dir('mothership'), [...LOOPBACK, ...listen(pm)])
     let server = new AgentProcess(dir('server'), [...LOOPBACK, ...listen(ps)])

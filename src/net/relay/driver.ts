@@ -22,6 +22,8 @@ import { MothershipStore } from '../../store/mothership.ts'
 import type { MeshComponent, MeshComponents, StatusPart } from '../component.ts'
 import type { Logger } from '../logger.ts'
 import type { NextHop, UpstreamHop } from './next-hop.ts'
+import { mothershipTrip, schoolTrip, type SchoolAnswer, type SchoolTripResult } from '../../store/usb.ts'
+import { publicKeyOfPeer, signingKeyOf, type UsbInit } from './usb.ts'
 import { RelayStream } from './stream.ts'
 
 declare module '../events.ts' {
@@ -47,7 +49,12 @@ export interface RelayDriverInit {
   writeTimeoutMs?: number
   /** Core tuning (tests, benchmarks). */
   core?: Partial<Omit<CoreInit, 'random'>>
+  /** What the USB round trip needs from the config. */
+  usb?: UsbInit
 }
+
+/** What one `xo-mesh usb` run did. */
+export type UsbTripResult = ({ role: 'school' } & SchoolTripResult) | { role: 'mothership', schools: SchoolAnswer[] }
 
 const DIAL_KEY = 'relay-upstream'
 /** Offers stored in one transaction at most (8 × 256 items: a fraction of a second of the disk). */
@@ -74,6 +81,7 @@ export class RelayDriver implements MeshComponent {
   private reopen: NodeJS.Timeout | undefined
   private readonly unsubscribe: Array<() => void> = []
   private stopped = false
+  private trips: Promise<unknown> = Promise.resolve()
   /** Items taken into custody, and duplicates dropped, since start. */
   readonly counters = { itemsAccepted: 0, duplicatesDropped: 0, itemsForgotten: 0, malformedFrames: 0 }
 
@@ -157,6 +165,30 @@ export class RelayDriver implements MeshComponent {
     const it = this.outbox.enqueue(this.self, kind, body, created)
     this.input({ type: 'enqueued' })
     return it
+  }
+
+  /**
+   * One USB round trip on the stick mounted at `stick` (docs/upstream.md):
+   * on the mothership, ingest every school's outbox and write back receipts
+   * and bundles; elsewhere, import the mothership's answer, then write the
+   * outbox and the want-list. Trips run one at a time.
+   */
+  async usbTrip (stick: string): Promise<UsbTripResult> {
+    const run = async (): Promise<UsbTripResult> => {
+      const usb = this.init.usb ?? {}
+      const base = { stick, dataDir: this.c.dataDir, self: this.self, repo: this.c.repo, now: Date.now() }
+      if (this.sinkStore !== undefined) {
+        return { role: 'mothership', schools: await mothershipTrip({ ...base, store: this.sinkStore, key: signingKeyOf(this.c.privateKey) }) }
+      }
+      const key = usb.mothership != null ? publicKeyOfPeer(usb.mothership) : undefined
+      const r = await schoolTrip({ ...base, school: usb.school ?? null, outbox: this.outbox!, ...(key !== undefined ? { mothershipKey: key } : {}), ...(usb.rootKey !== undefined ? { rootKey: usb.rootKey } : {}) })
+      this.counters.itemsForgotten += r.receipt.forgotten
+      this.log.info('usb trip', { stick, receipt: r.receipt.status, reason: r.receipt.reason, forgotten: r.receipt.forgotten, advisories: r.advisories.status, builds: r.builds.length, written: r.written.items })
+      return { role: 'school', ...r }
+    }
+    const p = this.trips.then(run, run)
+    this.trips = p.catch(() => {})
+    return await p
   }
 
   // ---- the next hop -----------------------------------------------------------------

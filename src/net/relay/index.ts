@@ -8,7 +8,8 @@ import type { ComponentFactory } from '../component.ts'
 import { addRelayRoutes } from './api.ts'
 import { RelayDriver, type RelayDriverInit } from './driver.ts'
 
-export { RelayDriver, type RelayDriverInit } from './driver.ts'
+export { RelayDriver, type RelayDriverInit, type UsbTripResult } from './driver.ts'
+export { publicKeyOfPeer, signingKeyOf, type UsbInit } from './usb.ts'
 export { configuredNextHop, electedNextHop, hopFromMultiaddr, type ElectedRole, type NextHop, type UpstreamHop } from './next-hop.ts'
 
 export function relay (init: RelayDriverInit = {}): ComponentFactory<RelayDriver> {
