@@ -44,3 +44,7 @@ export const API_FILE = 'api'
 export const LOCK_FILE = 'agent.lock'
 /** Bytes of item bodies an outbox holds at most (statistics, reports, backup chunks on their way up). */
 export const DEFAULT_RELAY_MAX_BYTES = 512 * 1024 * 1024
+/** Desired state (docs/deployment.md): a reconcile pass at least this often; a failed install retried after this long; the post-install hook's time limit. */
+export const DEFAULT_DEPLOY_INTERVAL_S = 10
+export const DEFAULT_DEPLOY_RETRY_S = 3600
+export const DEFAULT_DEPLOY_HOOK_TIMEOUT_S = 600
