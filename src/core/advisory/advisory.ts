@@ -86,12 +86,19 @@ interface PeerState {
   lastServed: number
   /** When our install results were last pushed to it. */
   lastResults: number
+  /** The results (count/digest) it last advertised, when they differed from ours and a push had to wait for the interval. */
+  owed?: string
 }
 
 function hex (b: Uint8Array): string {
   let s = ''
   for (let i = 0; i < b.length; i++) s += b[i]!.toString(16).padStart(2, '0')
   return s
+}
+
+/** The install results a state advertises, as a key. */
+function resultsKey (m: StateMessage): string {
+  return `${m.resultsCount ?? 0}/${hex(m.resultsDigest ?? new Uint8Array(0))}`
 }
 
 function sameBytes (a: Uint8Array, b: Uint8Array): boolean {
@@ -172,6 +179,7 @@ export class Advisory implements Core<AdvisoryInput, AdvisoryOutput> {
         break
     }
     if (this.pull !== undefined && now >= this.pull.deadline) this.pull = undefined
+    for (const [peer, p] of this.peers) if (p.owed !== undefined) this.payResults(peer, p, now, out)
     if (trickle.tick(now)) {
       const state = this.state()
       for (const peer of this.peers.keys()) out.push({ type: 'send', peer, message: state })
@@ -195,17 +203,9 @@ export class Advisory implements Core<AdvisoryInput, AdvisoryOutput> {
         }
         // install results differ: push ours (the peer pushes its own: the union is what both end with);
         // holding none, answer with our state so that the peer pushes at once rather than at its next Trickle slot
-        if (!sameResults && this.init.checkResult !== undefined && now - p.lastResults >= (this.init.serveIntervalMs ?? D.DEFAULT_SERVE_INTERVAL_MS)) {
-          p.lastResults = now
-          const records = this.results.records()
-          for (let i = 0; i < records.length; i += D.MAX_RESULTS_PER_MESSAGE) {
-            out.push({ type: 'send', peer, message: { type: 'results', records: records.slice(i, i + D.MAX_RESULTS_PER_MESSAGE) } })
-            this.stats.resultsSent++
-          }
-          if (records.length === 0) {
-            out.push({ type: 'send', peer, message: mine })
-            this.stats.adverts++
-          }
+        if (!sameResults && this.init.checkResult !== undefined) {
+          p.owed = resultsKey(m)
+          this.payResults(peer, p, now, out)
         }
         // an inconsistency resets Trickle once per change of a peer's state, so a peer that cannot move (it refuses what we hold) does not keep the room chattering
         const key = `${m.version}/${m.rootVersion}/${hex(m.hash)}/${m.resultsCount ?? 0}/${hex(m.resultsDigest ?? new Uint8Array(0))}`
@@ -277,6 +277,28 @@ export class Advisory implements Core<AdvisoryInput, AdvisoryOutput> {
     return true
   }
 
+  /**
+   * Pushes our install results to a peer whose advertised results differ
+   * from ours (or, holding none, our state, so that it pushes its own), at
+   * most once per serve interval; a push that must wait is owed and made at
+   * the interval's end unless the peer has since caught up.
+   */
+  private payResults (peer: string, p: PeerState, now: number, out: AdvisoryOutput[]): void {
+    if (p.owed === undefined || p.owed === resultsKey(this.state())) { p.owed = undefined; return }
+    if (now - p.lastResults < (this.init.serveIntervalMs ?? D.DEFAULT_SERVE_INTERVAL_MS)) return
+    p.owed = undefined
+    p.lastResults = now
+    const records = this.results.records()
+    for (let i = 0; i < records.length; i += D.MAX_RESULTS_PER_MESSAGE) {
+      out.push({ type: 'send', peer, message: { type: 'results', records: records.slice(i, i + D.MAX_RESULTS_PER_MESSAGE) } })
+      this.stats.resultsSent++
+    }
+    if (records.length === 0) {
+      out.push({ type: 'send', peer, message: this.state() })
+      this.stats.adverts++
+    }
+  }
+
   /** Checks and keeps install results; what is new goes out (persist, count) and resets Trickle so it spreads. */
   private addResults (records: Uint8Array[], peer: string | undefined, now: number, out: AdvisoryOutput[]): void {
     const check = this.init.checkResult
@@ -307,7 +329,10 @@ export class Advisory implements Core<AdvisoryInput, AdvisoryOutput> {
 
   nextDeadline (): number | undefined {
     if (this.trickle === undefined) return undefined
-    const t = this.trickle.nextDeadline()
-    return this.pull !== undefined ? Math.min(t, this.pull.deadline) : t
+    let t = this.trickle.nextDeadline()
+    if (this.pull !== undefined) t = Math.min(t, this.pull.deadline)
+    const interval = this.init.serveIntervalMs ?? D.DEFAULT_SERVE_INTERVAL_MS
+    for (const p of this.peers.values()) if (p.owed !== undefined) t = Math.min(t, p.lastResults + interval)
+    return t
   }
 }
