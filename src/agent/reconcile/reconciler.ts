@@ -83,6 +83,8 @@ export class Reconciler implements MeshComponent {
   private wake: NodeJS.Timeout | undefined
   private readonly unsubscribe: Array<() => void> = []
   private lastPass: number | null = null
+  /** A step a kill interrupted: its journal entry stays until a whole pass has redone (or found done) what it was doing. */
+  private interrupted = false
 
   constructor (components: MeshComponents, init: ReconcilerInit) {
     this.c = components
@@ -103,7 +105,10 @@ export class Reconciler implements MeshComponent {
   async start (): Promise<void> {
     this.state = await this.journal.load()
     const step = await this.journal.interrupted()
-    if (step !== undefined) this.log.warn('a step was interrupted: it is redone from what is in place', { ...step })
+    if (step !== undefined) {
+      this.log.warn('a step was interrupted: it is redone from what is in place', { ...step })
+      this.interrupted = true
+    }
     const { events } = this.c
     const soon = (): void => { void this.pass() }
     this.unsubscribe.push(events.on('advisory:adopted', soon), events.on('advisory:results', soon), events.on('build:added', soon))
@@ -165,6 +170,10 @@ export class Reconciler implements MeshComponent {
       view.push(await this.step(a, doc, adv))
     }
     this.view = view
+    if (this.interrupted && !this.stopped) {
+      this.interrupted = false
+      await this.journal.end()
+    }
     const unpinned = this.content.unpinAllBut(new Set(mine.filter(a => a.kind === 'content').map(a => a.build.toString())))
     for (const u of unpinned) this.log.info('content no longer advised: unpinned', { build: u })
   }
