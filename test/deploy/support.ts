@@ -5,19 +5,10 @@
 // outbox.
 import assert from 'node:assert/strict'
 import { mkdir, readFile, readlink, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { join } from 'node:path'
-import { createCipheriv, createHash } from 'node:crypto'
 import { lastLine } from '../support/cli.ts'
 import { AgentProcess, apiGet, xo } from '../agent/support.ts'
-
-export async function freePort (): Promise<number> {
-  const server = createServer()
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  const port = (server.address() as { port: number }).port
-  await new Promise(resolve => server.close(resolve))
-  return port
-}
+import { byteStream, freePort } from '../net/support.ts'
 
 /** Runs xo-mesh and fails the test unless it exits 0; returns stdout. */
 export async function ok (args: string[]): Promise<string> {
@@ -26,16 +17,11 @@ export async function ok (args: string[]): Promise<string> {
   return r.stdout
 }
 
-export function bytes (seed: string, size: number): Buffer {
-  const key = createHash('sha256').update(seed).digest().subarray(0, 16)
-  return createCipheriv('aes-128-ctr', key, Buffer.alloc(16)).update(Buffer.alloc(size))
-}
-
 /** A small OS tree: `files` files of `fileBytes` each, one that differs per version; `broken` adds the marker the test hook fails on. */
 export async function osTree (dir: string, version: string, options: { files?: number, fileBytes?: number, broken?: boolean } = {}): Promise<void> {
   await mkdir(join(dir, 'lib'), { recursive: true })
   await mkdir(join(dir, 'etc'), { recursive: true })
-  for (let i = 0; i < (options.files ?? 4); i++) await writeFile(join(dir, 'lib', `lib${i}.so`), bytes(`${version}/${i}`, options.fileBytes ?? 20_000))
+  for (let i = 0; i < (options.files ?? 4); i++) await writeFile(join(dir, 'lib', `lib${i}.so`), byteStream(`${version}/${i}`)(options.fileBytes ?? 20_000))
   await writeFile(join(dir, 'etc', 'os-release'), `VERSION="${version}"\n`)
   if (options.broken === true) await writeFile(join(dir, 'BROKEN'), 'the post-install hook refuses this build\n')
 }
