@@ -89,7 +89,7 @@ function originOf (key: Uint8Array): string {
 const PRIORITY: Record<Priority, number> = { low: -10, normal: 0, high: 10, urgent: 20 }
 const MAX_REFUSALS_SHOWN = 10
 
-interface Link { out?: Stream, opening: boolean, reader: LengthPrefixedReader, connected: boolean, detach?: () => void }
+interface Link { out?: Stream, conn?: Connection, opening: boolean, reader: LengthPrefixedReader, connected: boolean, detach?: () => void }
 
 function frame (m: AdvisoryMessage): Uint8Array {
   const body = encodeMessage(m)
@@ -420,13 +420,23 @@ export class AdvisoryDriver implements MeshComponent {
     } finally {
       l.opening = false
     }
-    l.out.addEventListener('close', () => { if (this.links.get(peer) === l) this.drop(peer) })
+    l.conn = conn
+    l.out.addEventListener('close', () => {
+      if (this.links.get(peer) !== l) return
+      this.drop(peer)
+      // the peer came back on another connection before this one was seen to close: talk on that one
+      if (!this.stopped && this.c.node.getConnections().some(c => c.remotePeer.toString() === peer && c.status === 'open')) void this.open(peer)
+    })
     l.connected = true
     this.input({ type: 'connected', peer })
   }
 
   private onInbound (stream: Stream, connection: Connection): void {
     const peer = connection.remotePeer.toString()
+    const stale = this.links.get(peer)
+    // a peer that restarted opens its stream on a new connection while ours still writes into the old one
+    // (no peer:disconnect comes while another connection to it is open): start afresh on the new one
+    if (stale?.conn !== undefined && stale.conn.id !== connection.id) this.drop(peer)
     const l = this.link(peer)
     l.detach?.()
     l.reader = new LengthPrefixedReader(MAX_MESSAGE_SIZE)
