@@ -111,7 +111,7 @@ export class SimAdvisory {
     for (const o of outs) {
       if (o.type === 'refuse') this.refused++
       else if (o.type === 'adopt') this.adopt(i)
-      else {
+      else if (o.type === 'send') {
         if (o.message.type === 'state') states++
         const bytes = encodeMessage(o.message)
         // a frame is its uvarint length and the message

@@ -12,7 +12,11 @@ import { mdnsDiscovery } from '../net/mdns.ts'
 import { blocks } from '../net/blocks/index.ts'
 import { election } from '../net/election/index.ts'
 import { advisory } from '../net/advisory/index.ts'
-import { configuredNextHop, electedNextHop, relay, type ElectedRole } from '../net/relay/index.ts'
+import { configuredNextHop, electedNextHop, relay, type ElectedRole, type RelayDriver } from '../net/relay/index.ts'
+import type { AdvisoryDriver } from '../net/advisory/index.ts'
+import { homedir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { reconciler } from './reconcile/index.ts'
 import type { ComponentFactory } from '../net/component.ts'
 import type { AgentConfig } from './config.ts'
 import { factsReader } from './facts.ts'
@@ -46,7 +50,9 @@ export function defaultComponents (config: AgentConfig, dataDir: string): Compon
   // after blocks: the builds it advises are handed to the exchange as it starts
   const a = config.advisory
   const device = Object.fromEntries(Object.entries({ school: a.school, group: a.group, model: a.model, serial: a.serial }).filter(([, v]) => v !== null)) as { school?: string, group?: string, model?: string, serial?: string }
-  list.push(advisory({ ...(a.root_key !== null ? { rootKey: new Uint8Array(Buffer.from(a.root_key, 'hex')) } : {}), device, stageAll: !inSchool }))
+  let advisoryDriver: AdvisoryDriver | undefined
+  let relayDriver: RelayDriver | undefined
+  list.push(components => (advisoryDriver = advisory({ ...(a.root_key !== null ? { rootKey: new Uint8Array(Buffer.from(a.root_key, 'hex')) } : {}), device, stageAll: !inSchool })(components)))
   // The outbox goes to the elected school server; the server (or a laptop
   // while none is elected) hands it to the configured upstream.
   list.push(components => {
@@ -56,14 +62,32 @@ export function defaultComponents (config: AgentConfig, dataDir: string): Compon
       components.events.emit('relay:next-hop-changed', {})
     })
     const nextHop = electedNextHop(configuredNextHop(config.upstream), () => elected)
-    return relay({
+    return (relayDriver = relay({
       nextHop,
       accept: config.relay.accept,
       maxBytes: config.relay.max_bytes,
       sink: config.relay.sink || config.role === 'mothership',
       core: { backoffMaxMs: config.relay.retry_max_s * 1000, receiptTimeoutMs: config.relay.receipt_timeout_s * 1000 },
       usb: { school: a.school, mothership: config.relay.mothership, ...(a.root_key !== null ? { rootKey: new Uint8Array(Buffer.from(a.root_key, 'hex')) } : {}) }
-    })(components)
+    })(components))
   })
+  // Desired state: the advised builds applied, one handler per kind, reports into the outbox above
+  const d = config.deploy
+  if (d.enabled && a.root_key !== null && inSchool) {
+    list.push(reconciler({
+      settings: {
+        osRoot: resolve(dataDir, d.os_root ?? 'os'),
+        postInstall: d.post_install,
+        hookTimeoutMs: d.hook_timeout_s * 1000,
+        activitiesDir: resolve(dataDir, d.activities_dir ?? join(homedir(), 'Activities')),
+        configRoot: resolve(dataDir, d.config_root ?? 'config-root')
+      },
+      intervalMs: d.interval_s * 1000,
+      retryMs: d.retry_s * 1000,
+      ...(a.school !== null ? { school: a.school } : {}),
+      advisory: () => advisoryDriver,
+      relay: () => relayDriver
+    }))
+  }
   return list
 }

@@ -89,6 +89,24 @@ export interface AgentConfig {
     model: string | null
     serial: string | null
   }
+  /** Desired state: applying the advised builds (docs/deployment.md, "Applying"). */
+  deploy: {
+    /** false: advised builds are fetched but never applied. */
+    enabled: boolean
+    /** Where OS builds are applied (versions/, current); null: DATA/os. */
+    os_root: string | null
+    /** A command (sh -c) run once an OS build is written and verified, before it becomes current; null: none. */
+    post_install: string | null
+    hook_timeout_s: number
+    /** Sugar's Activities folder; null: ~/Activities. */
+    activities_dir: string | null
+    /** Where config builds' files go; null: DATA/config-root. */
+    config_root: string | null
+    /** A reconcile pass at least this often. */
+    interval_s: number
+    /** After a failed install, the next attempt waits this long. */
+    retry_s: number
+  }
 }
 
 /** Roles in the staging tree: `staging` and `mothership` take no part in a school's election and hold every advised build. */
@@ -121,6 +139,7 @@ export function defaultConfig (): AgentConfig {
     },
     advisory: { root_key: null, school: null, group: null, model: null, serial: null },
     role: 'laptop',
+    deploy: { enabled: true, os_root: null, post_install: null, hook_timeout_s: D.DEFAULT_DEPLOY_HOOK_TIMEOUT_S, activities_dir: null, config_root: null, interval_s: D.DEFAULT_DEPLOY_INTERVAL_S, retry_s: D.DEFAULT_DEPLOY_RETRY_S },
     upstream: null,
     relay: { accept: true, max_bytes: D.DEFAULT_RELAY_MAX_BYTES, sink: false, mothership: null, retry_max_s: D.DEFAULT_RELAY_RETRY_MAX_S, receipt_timeout_s: D.DEFAULT_RELAY_RECEIPT_TIMEOUT_S }
   }
@@ -190,6 +209,16 @@ export const CONFIG_TEMPLATE = `# xo-mesh agent configuration (docs/agent.md). E
 # staging (a regional server: no school election, holds every advised build, relays up) or
 # mothership (the sink of the outboxes, DATA/mothership.db). \`xo-mesh agent --role\` overrides.
 # role: laptop
+# deploy:                        # applying the advised builds (docs/deployment.md)
+#   enabled: true                # false: advised builds are fetched, never applied
+#   os_root: null                # where OS builds go (versions/<cid>, current); null: DATA/os
+#   post_install: null           # sh -c command run when an OS build is written and verified, before it becomes
+#                                # current (XO_MESH_VERSION_DIR, XO_MESH_BUILD, XO_MESH_PREVIOUS); non-zero: not switched
+#   hook_timeout_s: ${D.DEFAULT_DEPLOY_HOOK_TIMEOUT_S}
+#   activities_dir: null         # Sugar's Activities folder; null: ~/Activities
+#   config_root: null            # where config builds' files go; null: DATA/config-root
+#   interval_s: ${D.DEFAULT_DEPLOY_INTERVAL_S}                # a reconcile pass at least this often
+#   retry_s: ${D.DEFAULT_DEPLOY_RETRY_S}                 # a failed install is tried again after this long
 
 # The next hop towards the mothership (docs/upstream.md): a multiaddr ending in /p2p/<peer id>.
 # Statistics, install reports and backups in the outbox are handed to it under custody receipts.
@@ -231,6 +260,7 @@ const SHAPE: Shape = {
   },
   advisory: { root_key: 'text-or-null', school: 'text-or-null', group: 'text-or-null', model: 'text-or-null', serial: 'text-or-null' },
   role: 'role',
+  deploy: { enabled: 'boolean', os_root: 'text-or-null', post_install: 'text-or-null', hook_timeout_s: 'number', activities_dir: 'text-or-null', config_root: 'text-or-null', interval_s: 'number', retry_s: 'seconds' },
   upstream: 'upstream',
   relay: { accept: 'boolean', max_bytes: 'integer', sink: 'boolean', mothership: 'text-or-null', retry_max_s: 'number', receipt_timeout_s: 'number' }
 }

@@ -47,3 +47,7 @@ export const DEFAULT_RELAY_MAX_BYTES = 512 * 1024 * 1024
 /** The relay's longest wait before offering again, and its receipt timeout, seconds (src/core/relay/constants.ts). */
 export const DEFAULT_RELAY_RETRY_MAX_S = 60
 export const DEFAULT_RELAY_RECEIPT_TIMEOUT_S = 30
+/** Desired state (docs/deployment.md): a reconcile pass at least this often; a failed install retried after this long; the post-install hook's time limit. */
+export const DEFAULT_DEPLOY_INTERVAL_S = 10
+export const DEFAULT_DEPLOY_RETRY_S = 3600
+export const DEFAULT_DEPLOY_HOOK_TIMEOUT_S = 600

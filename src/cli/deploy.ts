@@ -7,6 +7,7 @@
 // already seen.
 import { Option, type Command } from 'commander'
 import { resolve } from 'node:path'
+import { mkdir } from 'node:fs/promises'
 import { Repo, defaultDataDir } from '../content/repo.ts'
 import { parseCid, type CID } from '../content/cid.ts'
 import { buildCids } from '../content/build.ts'
@@ -14,8 +15,12 @@ import { InvalidInputError } from '../content/errors.ts'
 import {
   ADVISORY_KINDS, PRIORITIES, DAY_MS, TrustError, acceptSnapshot, advise, advisoriesFor, keygen, loadState, openDeployment,
   parsePublicKeyHex, publicKeyHex, readTrustBundle, rotate, saveState, withdraw, writeTrustBundle,
-  type Advisory, type AdvisoryKind, type Device, type Priority, type RoleName, type Snapshot, type Targets, type Wave, ROLE_NAMES
+  type Advisory, type AdvisoryKind, type Device, type Priority, type RoleName, type Snapshot, type Targets, type TrustBundle, type TrustState, type Wave, ROLE_NAMES
 } from '../trust/index.ts'
+import { callAgent } from '../agent/client.ts'
+import { AgentRunningError, NoAgentError } from '../agent/errors.ts'
+import { DataDirLock } from '../agent/lock.ts'
+import type { OfferOutcome } from '../net/advisory/index.ts'
 import { humanBytes } from './progress.ts'
 
 interface Globals { data?: string, json?: boolean }
@@ -61,11 +66,11 @@ export function parseTargets (specs: string[]): Targets {
 export function parseRollout (text: string): Wave[] {
   const waves: Wave[] = []
   for (const part of text.split(',')) {
-    const m = /^\s*(\d+)%(?:@(\d+)h)?\s*$/.exec(part)
-    if (m === null) throw new InvalidInputError(`--rollout wants waves like 10%@0h,100%@24h, not ${JSON.stringify(part)}`)
+    const m = /^\s*(\d+)%(?:@(\d+)([hms]))?\s*$/.exec(part)
+    if (m === null) throw new InvalidInputError(`--rollout wants waves like 10%@0h,100%@24h (h, m or s), not ${JSON.stringify(part)}`)
     const percent = Number(m[1])
     if (percent < 1 || percent > 100) throw new InvalidInputError(`a wave's percent is 1 to 100, not ${percent}`)
-    waves.push({ percent, after_s: Number(m[2] ?? 0) * 3600 })
+    waves.push({ percent, after_s: Number(m[2] ?? 0) * (m[3] === 'm' ? 60 : m[3] === 's' ? 1 : 3600) })
   }
   return waves
 }
@@ -74,13 +79,37 @@ function describe (s: Snapshot): string[] {
   const lines = [`advisory snapshot v${s.doc.version}, issued ${new Date(s.doc.issued).toISOString()}, expires ${new Date(s.doc.expires).toISOString()}, ${s.doc.advisories.length} advisory(ies)`]
   for (const a of s.doc.advisories) {
     const t = Object.entries(a.targets).map(([k, v]) => `${k}=${(v as unknown[]).map(String).join(',')}`).join(' ')
-    lines.push(`  ${a.name}  ${a.kind}  ${a.priority}  ${humanBytes(a.size)}  ${a.build.toString()}${t !== '' ? `  targets ${t}` : ''}${a.rollout !== undefined ? `  rollout ${a.rollout.waves.map(w => `${w.percent}%@${w.after_s / 3600}h`).join(',')}` : ''}`)
+    lines.push(`  ${a.name}  ${a.kind}  ${a.priority}  ${humanBytes(a.size)}  ${a.build.toString()}${t !== '' ? `  targets ${t}` : ''}${a.rollout !== undefined ? `  rollout ${a.rollout.waves.map(w => `${w.percent}%@${w.after_s / 3600}h`).join(',')}${a.rollout.max_failed_percent !== undefined ? ` halt at ${a.rollout.max_failed_percent}% failed` : ''}` : ''}`)
   }
   return lines
 }
 
 function snapshotJson (s: Snapshot): unknown {
   return { cid: s.cid.toString(), version: s.doc.version, issued: new Date(s.doc.issued).toISOString(), expires: new Date(s.doc.expires).toISOString(), advisories: s.doc.advisories.map(a => ({ ...a, build: a.build.toString(), targets: { ...a.targets, ...(a.targets.builds !== undefined ? { builds: a.targets.builds.map(String) } : {}) } })) }
+}
+
+/**
+ * Who writes the trust state: the running agent (the stick's snapshot is
+ * offered through its API, and what it decided comes back), or this process
+ * holding the data directory's agent lock. Waits (up to ~20 s) for an agent
+ * that holds the lock but does not answer yet (it is starting).
+ */
+async function trustStateOwner (dataDir: string, bundle: TrustBundle): Promise<{ agent?: OfferOutcome, lock?: DataDirLock }> {
+  await mkdir(dataDir, { recursive: true })
+  const body = { snapshot: Buffer.from(bundle.snapshot).toString('base64'), roots: bundle.roots.map(r => Buffer.from(r).toString('base64')) }
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return { agent: await callAgent(dataDir, '/advisory/offer', { body, timeoutMs: 30_000 }) as OfferOutcome }
+    } catch (err) {
+      if (!(err instanceof NoAgentError)) throw err
+    }
+    try {
+      return { lock: await DataDirLock.acquire(dataDir) }
+    } catch (err) {
+      if (!(err instanceof AgentRunningError) || attempt >= 40) throw err
+      await new Promise(resolve => setTimeout(resolve, 500))
+    }
+  }
 }
 
 export function addDeployCommands (program: Command): void {
@@ -128,9 +157,10 @@ export function addDeployCommands (program: Command): void {
     .addOption(new Option('--kind <kind>', 'what the build is').choices([...ADVISORY_KINDS]).makeOptionMandatory())
     .addOption(new Option('--priority <p>', 'fetch order').choices([...PRIORITIES]).default('normal'))
     .option('--target <key=values...>', 'school=…, group=…, model=…, serial=…, build=<cid> (comma-separated; repeat to combine)')
-    .option('--rollout <waves>', 'staged rollout, e.g. 10%@0h,100%@24h (carried, not yet enforced)')
+    .option('--rollout <waves>', 'staged rollout, e.g. 10%@0h,100%@24h: the share of laptops (in all) that may start so long after the snapshot is issued')
+    .option('--max-failed <percent>', 'a staged rollout halts where at least this percent of the install results seen failed (default 10)')
     .option('--expires <duration>', 'the snapshot\'s expiry: 30d, 12h, or an ISO date', '30d')
-    .action(async (cidText: string, opts: { out: string, name: string, kind: AdvisoryKind, priority: Priority, target?: string[], rollout?: string, expires: string }) => {
+    .action(async (cidText: string, opts: { out: string, name: string, kind: AdvisoryKind, priority: Priority, target?: string[], rollout?: string, maxFailed?: string, expires: string }) => {
       const now = wallClock()
       const build: CID = parseCid(cidText)
       const repo = await Repo.open(resolve(globals().data ?? defaultDataDir()))
@@ -140,6 +170,11 @@ export function addDeployCommands (program: Command): void {
       for (const c of present) size += await repo.store.size(c) ?? 0
       const advisory: Advisory = { build, name: opts.name, kind: opts.kind, size, priority: opts.priority, targets: parseTargets(opts.target ?? []) }
       if (opts.rollout !== undefined) advisory.rollout = { waves: parseRollout(opts.rollout) }
+      if (opts.maxFailed !== undefined) {
+        const f = Number(opts.maxFailed.replace(/%$/, ''))
+        if (!Number.isInteger(f) || f < 1 || f > 100) throw new InvalidInputError(`--max-failed is a percent from 1 to 100, not ${JSON.stringify(opts.maxFailed)}`)
+        advisory.rollout = { waves: advisory.rollout?.waves ?? [{ percent: 100, after_s: 0 }], max_failed_percent: f }
+      }
       const d = await openDeployment(resolve(opts.out))
       const s = await advise(d, advisory, { now, expiresMs: parseExpiry(opts.expires, now) })
       if (globals().json === true) return json(snapshotJson(s))
@@ -185,21 +220,38 @@ export function addDeployCommands (program: Command): void {
         keyText = (await loadConfig(dataDir).catch(() => undefined))?.advisory.root_key ?? undefined
       }
       const provisioned = keyText !== undefined ? parsePublicKeyHex(keyText) : undefined
-      const state = await loadState(dataDir, provisioned)
-      if (state === undefined) throw new TrustError('ERR_NOT_PROVISIONED', `${dataDir} trusts no root yet: give --root-key or set advisory.root_key in config.yaml (the deployment's root.pub)`)
       const bundle = await readTrustBundle(resolve(file))
       if ('ok' in bundle) {
         process.stderr.write(`xo-mesh: refused ${file}: ${bundle.code}: ${bundle.reason}\n`)
         process.exitCode = 3
         return
       }
-      const result = acceptSnapshot(state, bundle.snapshot, bundle.roots, wallClock())
-      // persisted before anything is used: walked roots and the clock even on refusal
-      await saveState(dataDir, result.state)
+      // One writer of DATA/trust/state.cbor: the agent when one runs here (it verifies and persists the stick's
+      // snapshot like one from a peer), else this command, holding the agent's lock so that none starts meanwhile.
+      const owner = await trustStateOwner(dataDir, bundle)
+      let result: { ok: true, state: TrustState, snapshot: Snapshot, changed: boolean } | { ok: false, code: string, reason: string }
       const notes: string[] = []
-      for (const r of result.roots.adopted) notes.push(`root v${r.doc.version} trusted`)
-      for (const r of result.roots.rejections) notes.push(`root refused: ${r.code}: ${r.reason}`)
-      if (result.roots.dropped !== undefined) notes.push(result.roots.dropped)
+      if (owner.agent !== undefined) {
+        const o = owner.agent
+        const state = await loadState(dataDir)
+        if (o.accepted && state?.snapshot !== undefined) result = { ok: true, state, snapshot: state.snapshot, changed: o.changed }
+        else result = { ok: false, code: o.accepted ? 'malformed' : o.code, reason: o.accepted ? 'the agent kept no snapshot' : o.reason }
+        notes.push('verified and kept by the agent running on this data directory')
+      } else {
+        try {
+          const state = await loadState(dataDir, provisioned)
+          if (state === undefined) throw new TrustError('ERR_NOT_PROVISIONED', `${dataDir} trusts no root yet: give --root-key or set advisory.root_key in config.yaml (the deployment's root.pub)`)
+          const r = acceptSnapshot(state, bundle.snapshot, bundle.roots, wallClock())
+          // persisted before anything is used: walked roots and the clock even on refusal
+          await saveState(dataDir, r.state)
+          for (const x of r.roots.adopted) notes.push(`root v${x.doc.version} trusted`)
+          for (const x of r.roots.rejections) notes.push(`root refused: ${x.code}: ${x.reason}`)
+          if (r.roots.dropped !== undefined) notes.push(r.roots.dropped)
+          result = r
+        } finally {
+          await owner.lock?.release()
+        }
+      }
       if (!result.ok) {
         if (globals().json === true) json({ accepted: false, code: result.code, reason: result.reason, notes })
         for (const n of notes) process.stderr.write(`xo-mesh: ${n}\n`)

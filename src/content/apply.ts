@@ -33,6 +33,16 @@ export interface ApplyResult {
   alreadyCurrent: boolean
 }
 
+/** Steps a caller adds to apply (the deployment's post-install hook). */
+export interface ApplyHooks {
+  /**
+   * Runs once the new version is written and verified in `dir`, before
+   * `current` is switched to it (also on a rerun that resumes there). Throw
+   * to keep the old version current.
+   */
+  beforeSwitch?: (dir: string, previous: CID | undefined) => Promise<void>
+}
+
 /** The build the current link of root points to, if any. */
 export async function currentVersion (root: string): Promise<CID | undefined> {
   let target: string
@@ -72,7 +82,7 @@ function sameOwner (st: Stats, owner: [number, number]): boolean {
  * atomically and keeps exactly two versions. Idempotent: a rerun after a kill
  * resumes the staging directory; a rerun after success changes nothing.
  */
-export async function applyBuild (store: BlockStore, cid: CID, root: string, onProgress?: (p: ApplyProgress) => void): Promise<ApplyResult> {
+export async function applyBuild (store: BlockStore, cid: CID, root: string, onProgress?: (p: ApplyProgress) => void, hooks: ApplyHooks = {}): Promise<ApplyResult> {
   const record = await readRecord(store, cid)
   const { missing } = await buildCids(store, cid)
   if (missing.length > 0) throw new IncompleteBuildError(cid.toString(), missing.length)
@@ -157,6 +167,8 @@ export async function applyBuild (store: BlockStore, cid: CID, root: string, onP
     renameSync(staging, final)
   }
 
+  // the version is whole and verified; a hook that throws leaves the old one current (and a rerun runs it again)
+  await hooks.beforeSwitch?.(final, current)
   onProgress?.({ phase: 'switch', done: 1, total: 1 })
   await switchCurrent(root, cid)
   await prune(root, cid, current)

@@ -4,7 +4,7 @@
 //   { type: "xo-mesh/advisories", version, issued, expires,
 //     advisories: [ { build: CID, name, kind, size, priority,
 //                     targets: { schools, groups, models, builds, serials },
-//                     rollout: { waves: [{ percent, after_s }] } } ] }
+//                     rollout: { waves: [{ percent, after_s }], max_failed_percent? } } ] }
 //
 // Signing the set as a whole is what makes mix-and-match impossible: no one
 // can combine an entry of one snapshot with the entries of another, because
@@ -59,7 +59,8 @@ export interface Advisory {
   size: number
   priority: Priority
   targets: Targets
-  rollout?: { waves: Wave[] }
+  /** Staged rollout: waves, and the failure percent of the install results seen at which a laptop not yet installed holds back (1-100; absent: 10). */
+  rollout?: { waves: Wave[], max_failed_percent?: number }
 }
 
 export interface SnapshotDoc {
@@ -128,6 +129,11 @@ function parseAdvisory (v: unknown): Advisory | undefined {
       waves.push({ percent: w.percent, after_s: w.after_s })
     }
     a.rollout = { waves }
+    const f = v.rollout.max_failed_percent
+    if (f !== undefined) {
+      if (typeof f !== 'number' || !Number.isInteger(f) || f < 1 || f > 100) return undefined
+      a.rollout.max_failed_percent = f
+    }
   }
   return a
 }

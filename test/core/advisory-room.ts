@@ -14,6 +14,8 @@ export interface Agent {
   /** Versions adopted, in order. */
   adopted: number[]
   refusals: string[]
+  /** Install results learned (new to this agent). */
+  resultsLearned: number
   sent: number
   received: number
   /** Messages counted only after `countFrom`. */
@@ -50,7 +52,7 @@ export class Room {
     this.opts = opts
     this.random = rng(opts.seed)
     for (let i = 0; i < opts.n; i++) {
-      const agent: Agent = { id: `p${i}`, core: undefined as unknown as Advisory, trust: initialState(anchorRoot(opts.rootKey)), adopted: [], refusals: [], sent: 0, received: 0, sentCounted: 0, receivedCounted: 0 }
+      const agent: Agent = { id: `p${i}`, core: undefined as unknown as Advisory, trust: initialState(anchorRoot(opts.rootKey)), adopted: [], refusals: [], resultsLearned: 0, sent: 0, received: 0, sentCounted: 0, receivedCounted: 0 }
       const verify = (snapshot: Uint8Array, roots: Uint8Array[]): VerifyResult => {
         const r = acceptSnapshot(agent.trust, snapshot, roots, T0 + this.now)
         agent.trust = r.state
@@ -83,6 +85,7 @@ export class Room {
     for (const o of outs) {
       if (o.type === 'adopt') a.adopted.push(o.held.version)
       else if (o.type === 'refuse') a.refusals.push(`${o.code}: ${o.reason}`)
+      else if (o.type === 'results') a.resultsLearned += o.added.length
       else {
         const bytes = encodeMessage(o.message)
         a.sent++

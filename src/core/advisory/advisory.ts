@@ -14,6 +14,7 @@ import type { Core } from '../core.ts'
 import { Trickle } from './trickle.ts'
 import * as D from './constants.ts'
 import type { AdvisoryMessage, StateMessage } from './messages.ts'
+import { ResultSet, type CheckResult, type CheckedResult } from './results.ts'
 
 /** What verify says of a snapshot (and the roots that came with it). */
 export type VerifyResult =
@@ -52,6 +53,12 @@ export interface AdvisoryInit {
   k?: number
   pullTimeoutMs?: number
   serveIntervalMs?: number
+  /** Decodes an install result record and checks its signature (results.ts); without it, results are ignored. */
+  checkResult?: CheckResult
+  /** Install result records persisted from an earlier run (checked again). */
+  results?: Uint8Array[]
+  /** Install results kept at most (default MAX_RESULTS). */
+  maxResults?: number
 }
 
 export type AdvisoryInput =
@@ -61,6 +68,8 @@ export type AdvisoryInput =
   | { type: 'timer' }
   /** A snapshot from this machine (a stick, the CLI): verified like any other. */
   | { type: 'offer', snapshot: Uint8Array, roots: Uint8Array[] }
+  /** An install result of this laptop's own, signed by the driver: kept and spread like any other. */
+  | { type: 'result', record: Uint8Array }
 
 export type AdvisoryOutput =
   | { type: 'send', peer: string, message: AdvisoryMessage }
@@ -68,17 +77,28 @@ export type AdvisoryOutput =
   | { type: 'adopt', held: Held }
   /** Something refused, to log: from a peer (peer set) or offered locally. */
   | { type: 'refuse', peer?: string, code: string, reason: string }
+  /** Install results new to this agent (to persist, and for the rollout to count). */
+  | { type: 'results', added: Array<CheckedResult & { record: Uint8Array }> }
 
 interface PeerState {
   /** The last state it advertised, as a key. */
   lastAdvert?: string
   lastServed: number
+  /** When our install results were last pushed to it. */
+  lastResults: number
+  /** The results (count/digest) it last advertised, when they differed from ours and a push had to wait for the interval. */
+  owed?: string
 }
 
 function hex (b: Uint8Array): string {
   let s = ''
   for (let i = 0; i < b.length; i++) s += b[i]!.toString(16).padStart(2, '0')
   return s
+}
+
+/** The install results a state advertises, as a key. */
+function resultsKey (m: StateMessage): string {
+  return `${m.resultsCount ?? 0}/${hex(m.resultsDigest ?? new Uint8Array(0))}`
 }
 
 function sameBytes (a: Uint8Array, b: Uint8Array): boolean {
@@ -98,19 +118,31 @@ export class Advisory implements Core<AdvisoryInput, AdvisoryOutput> {
   /** Hashes of refused snapshots, oldest first, at most MAX_REFUSED. */
   private readonly refused: string[] = []
   /** Counters for status and tests. */
-  readonly stats = { adverts: 0, requests: 0, snapshotsSent: 0, adopted: 0, refused: 0 }
+  readonly stats = { adverts: 0, requests: 0, snapshotsSent: 0, adopted: 0, refused: 0, resultsSent: 0, resultsAdded: 0, resultsRefused: 0 }
+  /** Install results held: one per laptop and build. */
+  readonly results: ResultSet
 
   constructor (init: AdvisoryInit) {
     this.init = init
     this.held = init.held
     this.rootVersion = init.held?.rootVersion ?? init.rootVersion ?? 0
+    this.results = new ResultSet(init.maxResults)
+    for (const r of init.results ?? []) {
+      const c = init.checkResult?.(r)
+      if (c !== undefined) this.results.add(r, c)
+    }
   }
 
   /** The snapshot held, if any. */
   get current (): Held | undefined { return this.held }
 
   private state (): StateMessage {
-    return { type: 'state', version: this.held?.version ?? 0, hash: this.held?.hash ?? new Uint8Array(0), rootVersion: this.rootVersion }
+    const s: StateMessage = { type: 'state', version: this.held?.version ?? 0, hash: this.held?.hash ?? new Uint8Array(0), rootVersion: this.rootVersion }
+    if (this.results.size > 0) {
+      s.resultsDigest = this.results.digest()
+      s.resultsCount = this.results.size
+    }
+    return s
   }
 
   private timer (now: number): Trickle {
@@ -124,7 +156,7 @@ export class Advisory implements Core<AdvisoryInput, AdvisoryOutput> {
     switch (input.type) {
       case 'connected':
         if (!this.peers.has(input.peer)) {
-          this.peers.set(input.peer, { lastServed: -Infinity })
+          this.peers.set(input.peer, { lastServed: -Infinity, lastResults: -Infinity })
           // a laptop met in passing hears our state at once, not at our next Trickle slot
           out.push({ type: 'send', peer: input.peer, message: this.state() })
           this.stats.adverts++
@@ -140,10 +172,14 @@ export class Advisory implements Core<AdvisoryInput, AdvisoryOutput> {
       case 'offer':
         this.consider(undefined, input.snapshot, input.roots, now, out)
         break
+      case 'result':
+        this.addResults([input.record], undefined, now, out)
+        break
       case 'timer':
         break
     }
     if (this.pull !== undefined && now >= this.pull.deadline) this.pull = undefined
+    for (const [peer, p] of this.peers) if (p.owed !== undefined) this.payResults(peer, p, now, out)
     if (trickle.tick(now)) {
       const state = this.state()
       for (const peer of this.peers.keys()) out.push({ type: 'send', peer, message: state })
@@ -159,13 +195,20 @@ export class Advisory implements Core<AdvisoryInput, AdvisoryOutput> {
       case 'state': {
         if (m.version > 0 && this.refused.includes(hex(m.hash))) return
         const mine = this.state()
-        if (m.version === mine.version && m.rootVersion === mine.rootVersion && sameBytes(m.hash, mine.hash)) {
+        const sameResults = (m.resultsCount ?? 0) === (mine.resultsCount ?? 0) && sameBytes(m.resultsDigest ?? new Uint8Array(0), mine.resultsDigest ?? new Uint8Array(0))
+        if (m.version === mine.version && m.rootVersion === mine.rootVersion && sameBytes(m.hash, mine.hash) && sameResults) {
           trickle.consistent()
           p.lastAdvert = undefined
           return
         }
+        // install results differ: push ours (the peer pushes its own: the union is what both end with);
+        // holding none, answer with our state so that the peer pushes at once rather than at its next Trickle slot
+        if (!sameResults && this.init.checkResult !== undefined) {
+          p.owed = resultsKey(m)
+          this.payResults(peer, p, now, out)
+        }
         // an inconsistency resets Trickle once per change of a peer's state, so a peer that cannot move (it refuses what we hold) does not keep the room chattering
-        const key = `${m.version}/${m.rootVersion}/${hex(m.hash)}`
+        const key = `${m.version}/${m.rootVersion}/${hex(m.hash)}/${m.resultsCount ?? 0}/${hex(m.resultsDigest ?? new Uint8Array(0))}`
         if (p.lastAdvert !== key) {
           p.lastAdvert = key
           trickle.inconsistent(now)
@@ -188,6 +231,9 @@ export class Advisory implements Core<AdvisoryInput, AdvisoryOutput> {
         this.stats.snapshotsSent++
         return
       }
+      case 'results':
+        this.addResults(m.records, peer, now, out)
+        return
       case 'snapshot':
         // only what we asked this peer for: nobody pushes megabytes at us unasked
         if (this.pull?.peer !== peer) {
@@ -231,6 +277,49 @@ export class Advisory implements Core<AdvisoryInput, AdvisoryOutput> {
     return true
   }
 
+  /**
+   * Pushes our install results to a peer whose advertised results differ
+   * from ours (or, holding none, our state, so that it pushes its own), at
+   * most once per serve interval; a push that must wait is owed and made at
+   * the interval's end unless the peer has since caught up.
+   */
+  private payResults (peer: string, p: PeerState, now: number, out: AdvisoryOutput[]): void {
+    if (p.owed === undefined || p.owed === resultsKey(this.state())) { p.owed = undefined; return }
+    if (now - p.lastResults < (this.init.serveIntervalMs ?? D.DEFAULT_SERVE_INTERVAL_MS)) return
+    p.owed = undefined
+    p.lastResults = now
+    const records = this.results.records()
+    for (let i = 0; i < records.length; i += D.MAX_RESULTS_PER_MESSAGE) {
+      out.push({ type: 'send', peer, message: { type: 'results', records: records.slice(i, i + D.MAX_RESULTS_PER_MESSAGE) } })
+      this.stats.resultsSent++
+    }
+    if (records.length === 0) {
+      out.push({ type: 'send', peer, message: this.state() })
+      this.stats.adverts++
+    }
+  }
+
+  /** Checks and keeps install results; what is new goes out (persist, count) and resets Trickle so it spreads. */
+  private addResults (records: Uint8Array[], peer: string | undefined, now: number, out: AdvisoryOutput[]): void {
+    const check = this.init.checkResult
+    if (check === undefined) return
+    const added: Array<CheckedResult & { record: Uint8Array }> = []
+    let refused = 0
+    for (const record of records) {
+      const c = check(record)
+      if (c === undefined) { refused++; continue }
+      if (this.results.add(record, c)) added.push({ ...c, record })
+    }
+    if (refused > 0) {
+      this.stats.resultsRefused += refused
+      out.push({ type: 'refuse', ...(peer !== undefined ? { peer } : {}), code: 'bad-result', reason: `${refused} install result(s) that do not decode or whose signature fails` })
+    }
+    if (added.length === 0) return
+    this.stats.resultsAdded += added.length
+    out.push({ type: 'results', added })
+    this.trickle!.inconsistent(now)
+  }
+
   /** A hash whose snapshot was refused: its adverts are ignored from now on (bounded memory). */
   private remember (k: string): void {
     if (k === '' || this.refused.includes(k)) return
@@ -240,7 +329,10 @@ export class Advisory implements Core<AdvisoryInput, AdvisoryOutput> {
 
   nextDeadline (): number | undefined {
     if (this.trickle === undefined) return undefined
-    const t = this.trickle.nextDeadline()
-    return this.pull !== undefined ? Math.min(t, this.pull.deadline) : t
+    let t = this.trickle.nextDeadline()
+    if (this.pull !== undefined) t = Math.min(t, this.pull.deadline)
+    const interval = this.init.serveIntervalMs ?? D.DEFAULT_SERVE_INTERVAL_MS
+    for (const p of this.peers.values()) if (p.owed !== undefined) t = Math.min(t, p.lastResults + interval)
+    return t
   }
 }

@@ -25,3 +25,18 @@ export const MAX_HASH_BYTES = 64
 export const MAX_MESSAGE_SIZE = MAX_SNAPSHOT_BYTES + MAX_ROOTS_PER_MESSAGE * MAX_ROOT_BYTES + 1024
 /** Hashes of refused snapshots remembered, so a peer advertising one is not pulled from again and again. */
 export const MAX_REFUSED = 64
+
+/** An install result record's largest size (a 32-byte key, a CID, a time, a 64-byte signature and room to grow). */
+export const MAX_RESULT_BYTES = 512
+/** Install results one Results message carries; a set larger than this goes in several. */
+export const MAX_RESULTS_PER_MESSAGE = 256
+/** Install results an agent keeps (one per laptop and build; the oldest go first). */
+export const MAX_RESULTS = 4096
+/** The digest of a set of install results (the XOR of their sha2-256 ids). */
+export const RESULTS_DIGEST_BYTES = 32
+/**
+ * A staged rollout halts for a laptop that has not installed yet when at
+ * least this percent of the install results it has seen for the build
+ * failed, unless the advisory says otherwise (rollout.max_failed_percent).
+ */
+export const DEFAULT_MAX_FAILED_PERCENT = 10

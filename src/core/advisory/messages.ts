@@ -10,6 +10,10 @@ export interface StateMessage {
   hash: Uint8Array
   /** The newest root version the sender trusts (0: only a provisioned key). */
   rootVersion: number
+  /** Digest of the install results held (XOR of their ids, 32 bytes), empty when none (results.ts). */
+  resultsDigest?: Uint8Array
+  /** Install results held. */
+  resultsCount?: number
 }
 
 /** Send me your snapshot, and the root versions after `rootVersion`. */
@@ -27,4 +31,10 @@ export interface SnapshotMessage {
   roots: Uint8Array[]
 }
 
-export type AdvisoryMessage = StateMessage | RequestMessage | SnapshotMessage
+/** Install results the sender holds (each signed by the laptop it is about: results.ts), sent to a peer whose results differ. */
+export interface ResultsMessage {
+  type: 'results'
+  records: Uint8Array[]
+}
+
+export type AdvisoryMessage = StateMessage | RequestMessage | SnapshotMessage | ResultsMessage

@@ -9,19 +9,55 @@
 //   the clock  performance.now() for the core; Date.now() for expiry, floored
 //              by the highest clock ever seen (trust/policy.ts)
 //   the disk   DATA/trust/state.cbor (trust/store.ts), written atomically;
-//              re-read when `xo-mesh deploy accept` changes it (a stick)
-import { stat } from 'node:fs/promises'
+//              re-read when another process changes it; `xo-mesh deploy
+//              accept` offers a stick's snapshot through POST /advisory/offer
+//              when this agent runs, so only one process writes the file.
+//              DATA/trust/results.cbor: the install results held (results.ts)
+//
+// Install results: the reconciler's outcome for each build, signed with this
+// agent's identity key (publishResult), and everyone else's, spread by the
+// core; tally() counts them for the staged rollout.
+import { createHash } from 'node:crypto'
+import { readFile, stat } from 'node:fs/promises'
+import { join } from 'node:path'
+import * as dagCbor from '@ipld/dag-cbor'
+import { publicKeyFromRaw } from '@libp2p/crypto/keys'
+import { peerIdFromPublicKey } from '@libp2p/peer-id'
+import { CID as CIDClass, type CID } from 'multiformats/cid'
 import type { Connection, Stream, StreamMessageEvent } from '@libp2p/interface'
-import { Advisory, InvalidMessageError, PROTOCOL, decodeMessage, encodeMessage, type AdvisoryInput, type AdvisoryOutput, type AdvisoryMessage, type Held, type VerifyResult } from '../../core/advisory/index.ts'
+import {
+  Advisory, INSTALL_RESULT_CONTEXT, InvalidMessageError, PROTOCOL, decodeMessage, decodeResult, encodeMessage, encodeResult, resultBody,
+  type AdvisoryInput, type AdvisoryOutput, type AdvisoryMessage, type CheckedResult, type Held, type InstallResult, type Tally, type VerifyResult
+} from '../../core/advisory/index.ts'
 import { MAX_MESSAGE_SIZE } from '../../core/advisory/constants.ts'
 import { LengthPrefixedReader } from '../../core/wire/frames.ts'
 import { putUvarint, uvarintLength } from '../../core/wire/protobuf.ts'
 import {
-  acceptSnapshot, advisoriesFor, loadState, saveState, snapshotInForce, statePath,
-  type Device, type Priority, type TrustState, type Advisory as AdvisoryEntry
+  TRUST_DIR, acceptSnapshot, advisoriesFor, loadState, saveState, snapshotInForce, statePath, verifyBytes, writeAtomic,
+  type Device, type Priority, type SnapshotDoc, type TrustState, type Advisory as AdvisoryEntry
 } from '../../trust/index.ts'
-import type { MeshComponent, MeshComponents, StatusPart } from '../component.ts'
+import { ApiError, type MeshComponent, type MeshComponents, type StatusPart } from '../component.ts'
 import type { Logger } from '../logger.ts'
+
+declare module '../events.ts' {
+  interface MeshEvents {
+    /** A new advisory snapshot is in force here (adopted from a peer, a stick or the CLI). */
+    'advisory:adopted': { version: number }
+    /** Install results new to this agent arrived (builds as CID strings): the staged rollout may have moved. */
+    'advisory:results': { builds: string[] }
+  }
+}
+
+/** DATA/trust/results.cbor: the install result records held, as a dag-cbor list of bytes. */
+export const RESULTS_FILE = 'results.cbor'
+
+/** What an offer of a snapshot from this machine came to. */
+export type OfferOutcome =
+  | { accepted: true, changed: boolean, version: number, rootVersion: number }
+  | { accepted: false, code: string, reason: string }
+
+/** A result as status and the reconciler show it. */
+export interface ResultView { origin: string, build: string, ok: boolean, at: string }
 
 export interface AdvisoryInit {
   /** The provisioned root public key (64 hex digits), or undefined: advisories are off until provisioned. */
@@ -39,17 +75,36 @@ export interface AdvisoryInit {
   stageAll?: boolean
 }
 
+function checkResult (record: Uint8Array): CheckedResult | undefined {
+  let r: InstallResult
+  try {
+    r = decodeResult(record)
+  } catch {
+    return undefined
+  }
+  if (!verifyBytes(r.originKey, INSTALL_RESULT_CONTEXT, resultBody(r), r.signature)) return undefined
+  return { result: r, id: new Uint8Array(createHash('sha256').update(record).digest()) }
+}
+
+function originOf (key: Uint8Array): string {
+  try { return peerIdFromPublicKey(publicKeyFromRaw(key)).toString() } catch { return Buffer.from(key).toString('hex') }
+}
+
 /** Fetch priority of the block exchange for each advisory priority. */
 const PRIORITY: Record<Priority, number> = { low: -10, normal: 0, high: 10, urgent: 20 }
 const MAX_REFUSALS_SHOWN = 10
 
-interface Link { out?: Stream, opening: boolean, reader: LengthPrefixedReader, connected: boolean, detach?: () => void }
+interface Link { out?: Stream, conn?: Connection, opening: boolean, reader: LengthPrefixedReader, connected: boolean, detach?: () => void }
 
 function frame (m: AdvisoryMessage): Uint8Array {
   const body = encodeMessage(m)
   const out = new Uint8Array(uvarintLength(body.length) + body.length)
   out.set(body, putUvarint(out, 0, body.length))
   return out
+}
+
+function cidText (bytes: Uint8Array): string {
+  try { return CIDClass.decode(bytes).toString() } catch { return Buffer.from(bytes).toString('hex') }
 }
 
 function heldOf (state: TrustState): Held | undefined {
@@ -77,6 +132,11 @@ export class AdvisoryDriver implements MeshComponent {
   private readonly unsubscribe: Array<() => void> = []
   private readonly refusals: Array<{ time: string, peer: string | null, code: string, reason: string }> = []
   private readonly wanted = new Set<string>()
+  /** Callbacks of local offers, by input. */
+  private readonly waiters = new Map<AdvisoryInput, (outs: AdvisoryOutput[] | undefined) => void>()
+  private resultsDirty = false
+  private resultsTimer: NodeJS.Timeout | undefined
+  private savedResults: Uint8Array[] = []
 
   constructor (components: MeshComponents, init: AdvisoryInit) {
     this.c = components
@@ -93,7 +153,100 @@ export class AdvisoryDriver implements MeshComponent {
       return
     }
     await this.c.node.handle(PROTOCOL, (stream, connection) => { this.onInbound(stream, connection) }, { maxInboundStreams: 2, maxOutboundStreams: 2 })
+    this.savedResults = await this.loadResults()
+    this.c.api.add('POST', '/advisory/offer', async req => {
+      const body = req.body as { snapshot?: unknown, roots?: unknown } | undefined
+      const b64 = (v: unknown): Uint8Array | undefined => typeof v === 'string' && v.length <= 4 * 1024 * 1024 && /^[A-Za-z0-9+/=]*$/.test(v) ? new Uint8Array(Buffer.from(v, 'base64')) : undefined
+      const snapshot = b64(body?.snapshot)
+      const roots = Array.isArray(body?.roots) && body.roots.length <= 1024 ? body.roots.map(b64) : undefined
+      if (snapshot === undefined || snapshot.length === 0 || roots === undefined || roots.some(r => r === undefined)) throw new ApiError(400, 'send {"snapshot": base64, "roots": [base64, …]}')
+      return { body: await this.offer(snapshot, roots as Uint8Array[]) }
+    })
   }
+
+  private async loadResults (): Promise<Uint8Array[]> {
+    try {
+      const v: unknown = dagCbor.decode(await readFile(join(this.c.dataDir, TRUST_DIR, RESULTS_FILE)))
+      return Array.isArray(v) ? v.filter((x): x is Uint8Array => x instanceof Uint8Array) : []
+    } catch {
+      return [] // none yet, or unreadable: results come back from the mesh
+    }
+  }
+
+  /** Writes the results held, at most once a second (they are a cache of what the mesh holds, not trust). */
+  private scheduleResultsSave (): void {
+    this.resultsDirty = true
+    if (this.resultsTimer !== undefined || this.stopped) return
+    this.resultsTimer = setTimeout(() => {
+      this.resultsTimer = undefined
+      void this.saveResults()
+    }, 1000)
+    this.resultsTimer.unref()
+  }
+
+  private async saveResults (): Promise<void> {
+    if (!this.resultsDirty || this.core === undefined) return
+    this.resultsDirty = false
+    try {
+      await writeAtomic(join(this.c.dataDir, TRUST_DIR, RESULTS_FILE), dagCbor.encode(this.core.results.records()))
+    } catch (err) {
+      this.log.warn('cannot save the install results', { error: err })
+    }
+  }
+
+  /**
+   * Verifies a snapshot given on this machine (a stick through `deploy
+   * accept`) exactly as one from a peer, persists what it decides, and says
+   * what came of it. Rejects when advisories are off here.
+   */
+  async offer (snapshot: Uint8Array, roots: Uint8Array[]): Promise<OfferOutcome> {
+    if (this.core === undefined || this.stopped) throw new ApiError(409, 'advisories are off on this agent (no advisory.root_key)')
+    const input: AdvisoryInput = { type: 'offer', snapshot, roots }
+    const outs = await new Promise<AdvisoryOutput[] | undefined>(resolve => {
+      this.waiters.set(input, resolve)
+      this.input(input)
+    })
+    if (outs === undefined) throw new ApiError(503, 'the trust state could not be persisted: nothing was accepted')
+    for (const o of outs) {
+      if (o.type === 'adopt') return { accepted: true, changed: true, version: o.held.version, rootVersion: o.held.rootVersion }
+      if (o.type === 'refuse') return { accepted: false, code: o.code, reason: o.reason }
+    }
+    const held = this.core.current
+    return { accepted: true, changed: false, version: held?.version ?? 0, rootVersion: held?.rootVersion ?? 0 }
+  }
+
+  /**
+   * Signs this laptop's install result for a build with its identity key
+   * and spreads it. Resolves once the core holds it.
+   */
+  async publishResult (build: CID, ok: boolean, at: number): Promise<void> {
+    if (this.core === undefined) return
+    const originKey = this.c.privateKey.publicKey.raw
+    const body = { originKey, build: build.bytes, ok, at }
+    const signature = await this.c.privateKey.sign(new Uint8Array(Buffer.concat([Buffer.from(INSTALL_RESULT_CONTEXT + '\n'), resultBody(body)])))
+    this.input({ type: 'result', record: encodeResult({ ...body, signature }) })
+  }
+
+  /** Install results seen for a build (one per laptop, this one included). */
+  tally (build: CID): Tally {
+    return this.core?.results.tally(build.bytes) ?? { ok: 0, failed: 0 }
+  }
+
+  /** The install results held, newest first, for status (at most `max`). */
+  resultsView (max = 50): ResultView[] {
+    const all = this.core?.results.results() ?? []
+    return all.sort((a, b) => b.at - a.at).slice(0, max).map(r => ({ origin: originOf(r.originKey), build: cidText(r.build), ok: r.ok, at: new Date(r.at).toISOString() }))
+  }
+
+  /** The snapshot in force now (undefined: none, expired, or advisories off). */
+  snapshotInForce (): SnapshotDoc | undefined {
+    if (this.state === undefined) return undefined
+    const s = snapshotInForce(this.state, Date.now())
+    return 'ok' in s ? undefined : s.doc
+  }
+
+  /** What this laptop is, for targets (the reconciler adds the builds it runs). */
+  get device (): Omit<Device, 'current'> { return { ...this.init.device } }
 
   async start (): Promise<void> {
     if (this.state === undefined) return
@@ -101,6 +254,8 @@ export class AdvisoryDriver implements MeshComponent {
     this.core = new Advisory({
       verify: (s, r) => this.verify(s, r),
       random: Math.random,
+      checkResult,
+      results: this.savedResults,
       ...(held !== undefined ? { held } : { rootVersion: this.state.root.doc.version }),
       ...(this.init.iminMs !== undefined ? { iminMs: this.init.iminMs } : {})
     })
@@ -120,7 +275,12 @@ export class AdvisoryDriver implements MeshComponent {
     for (const u of this.unsubscribe.splice(0)) u()
     clearTimeout(this.timer)
     clearInterval(this.poll)
+    clearTimeout(this.resultsTimer)
+    this.resultsTimer = undefined
     await this.pumping
+    await this.saveResults()
+    for (const [, w] of this.waiters) w(undefined)
+    this.waiters.clear()
     for (const [peer] of this.links) this.drop(peer)
     try { await this.c.node.unhandle(PROTOCOL) } catch { /* never handled */ }
   }
@@ -157,7 +317,7 @@ export class AdvisoryDriver implements MeshComponent {
   // ---- the core ---------------------------------------------------------------
 
   private input (i: AdvisoryInput): void {
-    if (this.stopped || this.core === undefined) return
+    if (this.stopped || this.core === undefined) { this.waiters.get(i)?.(undefined); this.waiters.delete(i); return }
     this.inputs.push(i)
     this.pumping ??= this.pump().finally(() => { this.pumping = undefined })
   }
@@ -181,10 +341,14 @@ export class AdvisoryDriver implements MeshComponent {
           this.stateMtime = await this.mtime()
         } catch (err) {
           this.log.error('cannot persist the trust state: the snapshot is not used', { error: err })
+          this.waiters.get(i)?.(undefined)
+          this.waiters.delete(i)
           continue
         }
       }
       for (const o of outs) this.act(o)
+      this.waiters.get(i)?.(outs)
+      this.waiters.delete(i)
     }
     this.arm()
   }
@@ -195,7 +359,15 @@ export class AdvisoryDriver implements MeshComponent {
       case 'adopt':
         this.log.info('advisory snapshot adopted', { version: o.held.version, rootVersion: o.held.rootVersion })
         this.want()
+        this.c.events.emit('advisory:adopted', { version: o.held.version })
         break
+      case 'results': {
+        const builds = [...new Set(o.added.map(a => cidText(a.result.build)))]
+        for (const a of o.added) if (!a.result.ok) this.log.warn('install failure reported', { origin: originOf(a.result.originKey), build: cidText(a.result.build), at: new Date(a.result.at).toISOString() })
+        this.scheduleResultsSave()
+        this.c.events.emit('advisory:results', { builds })
+        break
+      }
       case 'refuse':
         this.log.warn('advisory snapshot refused', { peerId: o.peer, code: o.code, reason: o.reason })
         this.refusals.push({ time: new Date().toISOString(), peer: o.peer ?? null, code: o.code, reason: o.reason })
@@ -260,13 +432,23 @@ export class AdvisoryDriver implements MeshComponent {
     } finally {
       l.opening = false
     }
-    l.out.addEventListener('close', () => { if (this.links.get(peer) === l) this.drop(peer) })
+    l.conn = conn
+    l.out.addEventListener('close', () => {
+      if (this.links.get(peer) !== l) return
+      this.drop(peer)
+      // the peer came back on another connection before this one was seen to close: talk on that one
+      if (!this.stopped && this.c.node.getConnections().some(c => c.remotePeer.toString() === peer && c.status === 'open')) void this.open(peer)
+    })
     l.connected = true
     this.input({ type: 'connected', peer })
   }
 
   private onInbound (stream: Stream, connection: Connection): void {
     const peer = connection.remotePeer.toString()
+    const stale = this.links.get(peer)
+    // a peer that restarted opens its stream on a new connection while ours still writes into the old one
+    // (no peer:disconnect comes while another connection to it is open): start afresh on the new one
+    if (stale?.conn !== undefined && stale.conn.id !== connection.id) this.drop(peer)
     const l = this.link(peer)
     l.detach?.()
     l.reader = new LengthPrefixedReader(MAX_MESSAGE_SIZE)
@@ -316,6 +498,7 @@ export class AdvisoryDriver implements MeshComponent {
             snapshot: snap === undefined ? null : { version: snap.doc.version, cid: snap.cid.toString(), issued: new Date(snap.doc.issued).toISOString(), expires: new Date(snap.doc.expires).toISOString(), advisories: snap.doc.advisories.length },
             for_this_laptop: this.mine().map(a => ({ name: a.name, kind: a.kind, build: a.build.toString(), size: a.size, priority: a.priority })),
             refused: this.refusals,
+            results: { held: this.core?.results.size ?? 0, recent: this.resultsView(10) },
             stats: this.core?.stats ?? null
           }
     }

@@ -13,3 +13,5 @@ export { AdvisoryDriver } from './driver.ts'
 export function advisory (init: AdvisoryInit = {}): ComponentFactory<AdvisoryDriver> {
   return components => new AdvisoryDriver(components, init)
 }
+export type { OfferOutcome, ResultView } from './driver.ts'
+export { RESULTS_FILE } from './driver.ts'
