@@ -12,7 +12,11 @@ import { mdnsDiscovery } from '../net/mdns.ts'
 import { blocks } from '../net/blocks/index.ts'
 import { election } from '../net/election/index.ts'
 import { advisory } from '../net/advisory/index.ts'
-import { configuredNextHop, electedNextHop, relay, type ElectedRole } from '../net/relay/index.ts'
+import { configuredNextHop, electedNextHop, relay, type ElectedRole, type RelayDriver } from '../net/relay/index.ts'
+import { backupService, type BackupService } from '../net/backup/index.ts'
+import type { ItemKind } from '../core/relay/index.ts'
+import { journalBackup } from './backup.ts'
+import { statisticsSampler } from './statistics.ts'
 import type { ComponentFactory } from '../net/component.ts'
 import type { AgentConfig } from './config.ts'
 import { factsReader } from './facts.ts'
@@ -47,14 +51,26 @@ export function defaultComponents (config: AgentConfig, dataDir: string): Compon
   list.push(advisory({ ...(a.root_key !== null ? { rootKey: new Uint8Array(Buffer.from(a.root_key, 'hex')) } : {}), device }))
   // The outbox goes to the elected school server; the server (or a laptop
   // while none is elected) hands it to the configured upstream.
+  let elected: ElectedRole = { role: 'peer', server: null }
+  const nextHop = electedNextHop(configuredNextHop(config.upstream), () => elected)
+  // Backups: the server keeps what it relays (before taking custody) and hands it back to restoring laptops.
+  let service: BackupService | undefined
+  list.push(components => (service = backupService({ keep: config.backup.keep_relayed, maxBytes: config.backup.keep_max_bytes, nextHop })(components)))
+  let relayDriver: RelayDriver | undefined
   list.push(components => {
-    let elected: ElectedRole = { role: 'peer', server: null }
     components.events.on('election:role', s => {
       elected = { role: s.role, server: s.server }
       components.events.emit('relay:next-hop-changed', {})
     })
-    const nextHop = electedNextHop(configuredNextHop(config.upstream), () => elected)
-    return relay({ nextHop, accept: config.relay.accept, maxBytes: config.relay.max_bytes, sink: config.relay.sink })(components)
+    relayDriver = relay({ nextHop, accept: config.relay.accept, maxBytes: config.relay.max_bytes, sink: config.relay.sink, beforeCustody: items => { service?.keepRelayed(items) } })(components)
+    return relayDriver
   })
+  const enqueue = (kind: ItemKind, body: Uint8Array): unknown => relayDriver!.enqueue(kind, body)
+  const b = config.backup
+  list.push(journalBackup({ journal: config.journal, enabled: b.enabled && !config.relay.sink, intervalS: b.interval_s, exclude: b.exclude, enqueue, service: () => service }))
+  const st = config.statistics
+  if (st.enabled && !config.relay.sink) {
+    list.push(statisticsSampler({ journal: config.journal, powerSupply: st.power_supply, installRoot: st.install_root, fields: st.fields, school: config.advisory.school, serial: config.advisory.serial, intervalS: st.interval_s, enqueue }))
+  }
   return list
 }

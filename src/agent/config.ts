@@ -81,6 +81,39 @@ export interface AgentConfig {
     model: string | null
     serial: string | null
   }
+  /** The Sugar journal's datastore (statistics read it, backups copy it); `~` is the user's home. */
+  journal: string
+  /** Backups of the journal, encrypted to the owner's key (docs/upstream.md, "Backups"). */
+  backup: {
+    /** Back up this laptop's journal every interval_s (and on `xo-mesh backup --now`). */
+    enabled: boolean
+    interval_s: number
+    /** Names at the top of the journal left out: Sugar's index, which it rebuilds when index_updated is missing. */
+    exclude: string[]
+    /** Keep the backup chunks relayed for other laptops (a school server), to serve restores. */
+    keep_relayed: boolean
+    /** Bytes of others' backups kept at most. */
+    keep_max_bytes: number
+  }
+  /** Statistics samples (docs/upstream.md, "Statistics"): what is sampled, and how often. */
+  statistics: {
+    enabled: boolean
+    interval_s: number
+    /** Where the kernel lists power supplies (tests point it at a fixture). */
+    power_supply: string
+    /** Where `xo-mesh apply --root` installs builds: the build installed is read from its `current`; null: not reported. */
+    install_root: string | null
+    /** Each field of a sample, on or off. Nothing names a child; serial is off unless the deployment turns it on. */
+    fields: {
+      activities: boolean
+      journal: boolean
+      disk: boolean
+      battery: boolean
+      build: boolean
+      school: boolean
+      serial: boolean
+    }
+  }
 }
 
 export function defaultConfig (): AgentConfig {
@@ -108,6 +141,15 @@ export function defaultConfig (): AgentConfig {
       facts_interval_s: D.DEFAULT_ELECTION_FACTS_INTERVAL_S
     },
     advisory: { root_key: null, school: null, group: null, model: null, serial: null },
+    journal: D.DEFAULT_JOURNAL,
+    backup: { enabled: true, interval_s: D.DEFAULT_BACKUP_INTERVAL_S, exclude: [...D.DEFAULT_BACKUP_EXCLUDE], keep_relayed: true, keep_max_bytes: D.DEFAULT_BACKUP_KEEP_MAX_BYTES },
+    statistics: {
+      enabled: true,
+      interval_s: D.DEFAULT_STATISTICS_INTERVAL_S,
+      power_supply: '/sys/class/power_supply',
+      install_root: null,
+      fields: { activities: true, journal: true, disk: true, battery: true, build: true, school: true, serial: false }
+    },
     upstream: null,
     relay: { accept: true, max_bytes: D.DEFAULT_RELAY_MAX_BYTES, sink: false }
   }
@@ -181,6 +223,30 @@ export const CONFIG_TEMPLATE = `# xo-mesh agent configuration (docs/agent.md). E
 #   accept: true                 # take custody of other agents' items (school server, staging agent)
 #   max_bytes: ${D.DEFAULT_RELAY_MAX_BYTES}        # item bytes the outbox holds at most; past it, custody is refused
 #   sink: false                  # true on the mothership: items end in DATA/mothership.db
+
+# The Sugar journal's datastore: statistics read it, backups copy it.
+# journal: "${D.DEFAULT_JOURNAL}"
+
+# backup:                        # the journal, encrypted to the owner's key (DATA/owner.key), to the school server and the mothership
+#   enabled: true
+#   interval_s: ${D.DEFAULT_BACKUP_INTERVAL_S}             # a backup this often; only what changed is sent
+#   exclude: ["${D.DEFAULT_BACKUP_EXCLUDE.join('", "')}"]   # top-level names left out (Sugar rebuilds its index)
+#   keep_relayed: true           # as a school server, keep the backups relayed for others, to restore them
+#   keep_max_bytes: ${D.DEFAULT_BACKUP_KEEP_MAX_BYTES}
+
+# statistics:                    # samples sent upstream; nothing names a child
+#   enabled: true
+#   interval_s: ${D.DEFAULT_STATISTICS_INTERVAL_S}
+#   power_supply: /sys/class/power_supply
+#   install_root: null           # the --root of xo-mesh apply, to report the build installed
+#   fields:                      # switch each part of a sample on or off
+#     activities: true           # activities launched (bundle ids), how often and for how long
+#     journal: true              # journal entries and bytes (never titles)
+#     disk: true                 # free and total space
+#     battery: true              # charge, health (wear) and cycles
+#     build: true                # the build installed
+#     school: true               # advisory.school
+#     serial: false              # advisory.serial: identifies the laptop, so off unless the deployment needs it
 `
 
 type Shape = { [k: string]: 'string' | 'strings' | 'multiaddrs' | 'upstream' | 'boolean' | 'number' | 'integer' | 'rate' | 'level' | 'nullable-string' | 'text-or-null' | 'hostport' | 'seconds' | 'power' | 'nullable-percent' | 'nullable-upstream' | Shape }
@@ -210,7 +276,16 @@ const SHAPE: Shape = {
   },
   advisory: { root_key: 'text-or-null', school: 'text-or-null', group: 'text-or-null', model: 'text-or-null', serial: 'text-or-null' },
   upstream: 'upstream',
-  relay: { accept: 'boolean', max_bytes: 'integer', sink: 'boolean' }
+  relay: { accept: 'boolean', max_bytes: 'integer', sink: 'boolean' },
+  journal: 'string',
+  backup: { enabled: 'boolean', interval_s: 'number', exclude: 'strings', keep_relayed: 'boolean', keep_max_bytes: 'integer' },
+  statistics: {
+    enabled: 'boolean',
+    interval_s: 'number',
+    power_supply: 'string',
+    install_root: 'text-or-null',
+    fields: { activities: 'boolean', journal: 'boolean', disk: 'boolean', battery: 'boolean', build: 'boolean', school: 'boolean', serial: 'boolean' }
+  }
 }
 
 /** Splits "host:port" / "[v6]:port"; throws ConfigError. */

@@ -44,3 +44,13 @@ export const API_FILE = 'api'
 export const LOCK_FILE = 'agent.lock'
 /** Bytes of item bodies an outbox holds at most (statistics, reports, backup chunks on their way up). */
 export const DEFAULT_RELAY_MAX_BYTES = 512 * 1024 * 1024
+/** The Sugar journal's datastore (sugar-datastore's layout manager puts it there). */
+export const DEFAULT_JOURNAL = '~/.sugar/default/datastore'
+/** A journal backup a day; only what changed is sent. */
+export const DEFAULT_BACKUP_INTERVAL_S = 86_400
+/** Sugar's Xapian index is derived: it rebuilds it when index_updated is missing. */
+export const DEFAULT_BACKUP_EXCLUDE = ['index', 'index_updated']
+/** Others' backups a school server keeps for restores, bytes. */
+export const DEFAULT_BACKUP_KEEP_MAX_BYTES = 4 * 1024 * 1024 * 1024
+/** A statistics sample an hour. */
+export const DEFAULT_STATISTICS_INTERVAL_S = 3600
