@@ -239,14 +239,11 @@ export const CONFIG_TEMPLATE = `# xo-mesh agent configuration (docs/agent.md). E
 #   interval_s: ${D.DEFAULT_STATISTICS_INTERVAL_S}
 #   power_supply: /sys/class/power_supply
 #   install_root: null           # the --root of xo-mesh apply, to report the build installed
-#   fields:                      # switch each part of a sample on or off
-#     activities: true           # activities launched (bundle ids), how often and for how long
-#     journal: true              # journal entries and bytes (never titles)
-#     disk: true                 # free and total space
-#     battery: true              # charge, health (wear) and cycles
-#     build: true                # the build installed
-#     school: true               # advisory.school
-#     serial: false              # advisory.serial: identifies the laptop, so off unless the deployment needs it
+#   fields: {activities: true, journal: true, disk: true, battery: true, build: true, school: true, serial: false}
+#                                # each part of a sample on or off: activities launched (bundle ids) with how often and
+#                                # how long; journal entries and bytes (never titles); free and total disk; battery charge,
+#                                # wear and cycles; the build installed; advisory.school; advisory.serial (it identifies
+#                                # the laptop: off unless the deployment needs it)
 `
 
 type Shape = { [k: string]: 'string' | 'strings' | 'multiaddrs' | 'upstream' | 'boolean' | 'number' | 'integer' | 'rate' | 'level' | 'nullable-string' | 'text-or-null' | 'hostport' | 'seconds' | 'power' | 'nullable-percent' | 'nullable-upstream' | Shape }

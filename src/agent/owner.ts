@@ -11,7 +11,7 @@
 //
 // so a key copied by hand (a teacher's notebook, a stick) is checked when it
 // is imported. The public key is derived from the private one.
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto'
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes } from 'node:crypto'
 import { chmod, link, open, readFile, rename, stat, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { AgentError } from './errors.ts'
@@ -67,7 +67,7 @@ export function decodeOwnerKey (text: string): OwnerKey {
 }
 
 async function writeKeyFile (path: string, key: OwnerKey, exclusive: boolean): Promise<void> {
-  const tmp = `${path}.${process.pid}.tmp`
+  const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`
   const fh = await open(tmp, 'wx', 0o600)
   try {
     await fh.writeFile(encodeOwnerKey(key) + '\n')
