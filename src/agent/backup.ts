@@ -177,7 +177,13 @@ export class JournalBackup implements MeshComponent {
         const entry = b.snapshot !== undefined ? snapshots.find(s => s.id === b.snapshot) : chooseSnapshot(snapshots, b.before as number | undefined)
         if (entry === undefined) throw new ApiError(404, snapshots.length === 0 ? `the school server (${source.peer}) holds no backup of this owner` : 'no backup matches (made before that date?)')
         const target = b.to !== undefined ? resolve(b.to as string) : this.journal
-        const result: RestoreResult = await restoreSnapshot(source, keys, entry, target)
+        // What the school server holds need not be sent to it again: the next backup sends only what changed since.
+        const result: RestoreResult = await restoreSnapshot(source, keys, entry, target, {
+          onDone: ids => {
+            const index = BackupIndexStore.open(this.c.dataDir)
+            try { index.add(ids) } finally { index.close() }
+          }
+        })
         this.log.info('journal restored', { snapshot: entry.id, created: entry.snapshot.created, files: result.files, bytes: result.bytes, target })
         return { body: { snapshot: { id: entry.id, ...entry.snapshot }, server: source.peer, ...result } }
       } catch (err) {

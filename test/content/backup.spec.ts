@@ -69,10 +69,17 @@ describe('journal backups (in process)', function () {
     const { snapshots, unreadable } = await listSnapshots(kept.source(keys.bucket), keys)
     assert.equal(unreadable, 0)
     assert.equal(snapshots.length, 1)
-    const res = await restoreSnapshot(kept.source(keys.bucket), keys, snapshots[0]!, target)
+    await mkdir(join(t.dir, 'fresh-data'))
+    const freshIndex = BackupIndexStore.open(join(t.dir, 'fresh-data'))
+    const res = await restoreSnapshot(kept.source(keys.bucket), keys, snapshots[0]!, target, { onDone: ids => { freshIndex.add(ids) } })
     assert.equal(res.files, r.files)
     assert.deepEqual(await tree(target), await tree(journal))
     assert.ok(!existsSync(join(target, 'index')), 'the derived index is not backed up (Sugar rebuilds it)')
+    // the restored journal backs up to the very same blocks (mtimes kept to the microsecond): nothing is sent again
+    const again = await backupDirectory(target, keys, freshIndex, async () => {}, { exclude: EXCLUDE })
+    freshIndex.close()
+    assert.equal(again.newBlobs, 0)
+    assert.equal(again.root, r.root)
   })
 
   it('keeps nothing readable on the server: no plaintext, no titles, and no other key opens it', async () => {

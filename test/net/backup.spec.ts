@@ -136,6 +136,11 @@ describe('journal backup and restore between agent processes', function () {
     assert.equal(rs.code, 0, rs.stderr)
     assert.match(rs.stdout, /restored the backup of .*: 409 files/)
     assert.deepEqual(await tree(freshJournal), before)
+    // the restored laptop's next backup knows what the server holds: nothing is sent again
+    const b3 = await xo(['--data', fresh, '--json', 'backup', '--now'], { timeoutMs: 60_000 })
+    assert.equal(b3.code, 0, b3.stderr)
+    const r3 = JSON.parse(b3.stdout) as typeof r1
+    assert.equal(r3.newBlobs, 0, `${r3.newBlobs} blobs sent again after a restore`)
 
     // the older backup, by date, from a copy of the server's data directory (a stick), without an agent
     const firstDay = new Date(r1.created).toISOString()

@@ -64,6 +64,8 @@ export interface RestoreOptions {
   batch?: number
   /** Bytes of file content written so far, of the total. */
   onProgress?: (done: number, total: number) => void
+  /** Called once the restore is in place, with the ids of every blob it read (the source holds them all). */
+  onDone?: (ids: Uint8Array[]) => void
 }
 
 export interface RestoreResult { files: number, dirs: number, symlinks: number, bytes: number, blobs: number, target: string, movedAside?: string }
@@ -86,6 +88,7 @@ export async function restoreSnapshot (source: BlobSource, keys: BackupKeys, ent
   const staging = target + STAGING
   rmSync(staging, { recursive: true, force: true })
   let blobsRead = 0
+  const idsRead: Uint8Array[] = []
 
   /** The plaintext of the blocks of these CIDs (with what each is, for messages), fetched in batches. */
   const fetch = async (want: Array<{ cid: CID, what: string }>): Promise<Uint8Array[]> => {
@@ -107,6 +110,7 @@ export async function restoreSnapshot (source: BlobSource, keys: BackupKeys, ent
       slice.forEach((i, j) => {
         out[i] = openBlob(keys, want[i]!.cid, got.get(Buffer.from(ids[j]!).toString('hex'))!, want[i]!.what)
         blobsRead++
+        if (options.onDone !== undefined) idsRead.push(ids[j]!)
       })
     }
     return out
@@ -168,16 +172,17 @@ export async function restoreSnapshot (source: BlobSource, keys: BackupKeys, ent
       } finally {
         closeSync(fd)
       }
-      await setMeta(path, f.node.mode, f.node.mtime, undefined)
+      await setMeta(path, f.node.mode, midMicrosecond(f.node.mtime), undefined)
     }
     for (const s of symlinks) {
       const path = join(staging, s.path)
       symlinkSync(s.target, path)
-      if (s.mtime !== undefined) { const t = Number(s.mtime.secs) + s.mtime.nsecs / 1e9; lutimesSync(path, t, t) }
+      const m = midMicrosecond(s.mtime)
+      if (m !== undefined) { const t = Number(m.secs) + m.nsecs / 1e9; lutimesSync(path, t, t) }
     }
     // deepest first, so that making a child does not move its parent's mtime afterwards
     for (const d of [...dirs].sort((a, b) => b.path.split('/').length - a.path.split('/').length || (b.path.length - a.path.length))) {
-      await setMeta(d.path === '' ? staging : join(staging, d.path), d.mode, d.mtime, undefined)
+      await setMeta(d.path === '' ? staging : join(staging, d.path), d.mode, midMicrosecond(d.mtime), undefined)
     }
     await syncFs(staging)
 
@@ -189,6 +194,7 @@ export async function restoreSnapshot (source: BlobSource, keys: BackupKeys, ent
       renameSync(target, movedAside)
     }
     renameSync(staging, target)
+    options.onDone?.(idsRead)
     return { files: files.length, dirs: dirs.length, symlinks: symlinks.length, bytes: total, blobs: blobsRead, target, ...(movedAside !== undefined ? { movedAside } : {}) }
   } catch (err) {
     rmSync(staging, { recursive: true, force: true })
@@ -216,6 +222,15 @@ export async function restoreSnapshot (source: BlobSource, keys: BackupKeys, ent
     out.push(...pending)
     return out
   }
+}
+
+/**
+ * Backups keep mtimes to the microsecond (write.ts); utimes takes a double
+ * whose error is a fraction of one, so aim at its middle: the file then
+ * reads back as that very microsecond.
+ */
+function midMicrosecond (m: Mtime | undefined): Mtime | undefined {
+  return m === undefined ? undefined : { secs: m.secs, nsecs: m.nsecs - (m.nsecs % 1000) + 500 }
 }
 
 function writeAllSync (fd: number, bytes: Uint8Array): void {
