@@ -21,7 +21,8 @@ const BENCHES: Record<string, () => Promise<BenchModule>> = {
   exchange: () => import('./exchange.js'),
   relay: () => import('./relay.js'),
   outbox: () => import('./outbox.js'),
-  sim: () => import('./sim.js')
+  sim: () => import('./sim.js'),
+  backup: () => import('./backup.js')
 }
 
 interface Machine {
