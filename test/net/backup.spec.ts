@@ -17,6 +17,7 @@ import { makeJournal } from '../support/journal.ts'
 import { AgentProcess, until, xo } from '../agent/support.ts'
 import { api, freePort, writeConfig } from './support.ts'
 import { openDatabase } from '../../src/store/sqlite.ts'
+import { loadOrCreateOwnerKey } from '../../src/agent/owner.ts'
 
 const LOOPBACK = ['--no-mdns', '--api', '127.0.0.1:0']
 
@@ -163,8 +164,7 @@ describe('journal backup and restore between agent processes', function () {
     // another owner finds nothing
     const stranger = dir('stranger')
     await writeConfig(stranger, '')
-    const so = await xo(['--data', stranger, 'owner', 'export', '-o', join(t.dir, 'stranger-key.txt')])
-    assert.equal(so.code, 0, so.stderr)
+    await loadOrCreateOwnerKey(stranger)
     const sr = await xo(['--data', stranger, 'restore', '--from', dir('server'), '--to', dir('stolen')])
     assert.equal(sr.code, 1)
     assert.match(sr.stderr, /holds no backup of this owner/)
