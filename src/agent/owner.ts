@@ -11,16 +11,14 @@
 //
 // so a key copied by hand (a teacher's notebook, a stick) is checked when it
 // is imported. The public key is derived from the private one.
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { chmod, link, open, readFile, rename, stat, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
+import { x25519PrivateKey, x25519PublicKey } from '../content/backup/crypto.ts'
 import { AgentError } from './errors.ts'
 
 export const OWNER_KEY_FILE = 'owner.key'
 const PREFIX = 'xo-mesh-owner-1'
-// DER prefixes of an X25519 key in PKCS#8 and SPKI (RFC 8410): the raw 32 bytes follow.
-const PKCS8_X25519 = Buffer.from('302e020100300506032b656e04220420', 'hex')
-const SPKI_X25519 = Buffer.from('302a300506032b656e032100', 'hex')
 
 /** The owner's key pair: raw X25519 keys, 32 bytes each. The private key never leaves the laptop but by `owner export`. */
 export interface OwnerKey {
@@ -40,16 +38,12 @@ function check (raw: Uint8Array): string {
 /** The public key of a raw X25519 private key. */
 export function ownerKeyFromPrivate (privateKey: Uint8Array): OwnerKey {
   if (privateKey.length !== 32) throw new OwnerKeyError(`an owner key has 32 bytes, not ${privateKey.length}`)
-  const key = createPrivateKey({ key: Buffer.concat([PKCS8_X25519, privateKey]), format: 'der', type: 'pkcs8' })
-  const spki = createPublicKey(key).export({ format: 'der', type: 'spki' })
-  return { privateKey: new Uint8Array(privateKey), publicKey: new Uint8Array(spki.subarray(SPKI_X25519.length)) }
+  return { privateKey: new Uint8Array(privateKey), publicKey: x25519PublicKey(privateKey) }
 }
 
 /** A new random owner key. */
 export function generateOwnerKey (): OwnerKey {
-  const { privateKey } = generateKeyPairSync('x25519')
-  const der = privateKey.export({ format: 'der', type: 'pkcs8' })
-  return ownerKeyFromPrivate(new Uint8Array(der.subarray(PKCS8_X25519.length)))
+  return ownerKeyFromPrivate(x25519PrivateKey())
 }
 
 /** The key's text form (the file's line; what `owner export` prints). Secret: whoever has it reads the owner's backups. */

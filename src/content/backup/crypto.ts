@@ -31,6 +31,18 @@ const INFO = 'xo-mesh/backup/1 '
 const PKCS8_X25519 = Buffer.from('302e020100300506032b656e04220420', 'hex')
 const SPKI_X25519 = Buffer.from('302a300506032b656e032100', 'hex')
 
+/** The raw X25519 public key of a raw private key (32 bytes each). */
+export function x25519PublicKey (privateKey: Uint8Array): Uint8Array {
+  const key = createPrivateKey({ key: Buffer.concat([PKCS8_X25519, privateKey]), format: 'der', type: 'pkcs8' })
+  return new Uint8Array(createPublicKey(key).export({ format: 'der', type: 'spki' }).subarray(SPKI_X25519.length))
+}
+
+/** A new random X25519 private key, raw (32 bytes). */
+export function x25519PrivateKey (): Uint8Array {
+  const { privateKey } = generateKeyPairSync('x25519')
+  return new Uint8Array(privateKey.export({ format: 'der', type: 'pkcs8' }).subarray(PKCS8_X25519.length))
+}
+
 /** A blob or snapshot that does not open: wrong key, or bytes changed on the way or on a disk. */
 export class BackupCorruptError extends ContentError {
   constructor (message: string) { super('ERR_BACKUP_CORRUPT', message) }
