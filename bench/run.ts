@@ -22,7 +22,8 @@ const BENCHES: Record<string, () => Promise<BenchModule>> = {
   relay: () => import('./relay.js'),
   outbox: () => import('./outbox.js'),
   sim: () => import('./sim.js'),
-  'sim-election': () => import('./sim-election.js')
+  'sim-election': () => import('./sim-election.js'),
+  backup: () => import('./backup.js')
 }
 
 interface Machine {

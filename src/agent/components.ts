@@ -17,6 +17,10 @@ import type { AdvisoryDriver } from '../net/advisory/index.ts'
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { reconciler } from './reconcile/index.ts'
+import { backupService, type BackupService } from '../net/backup/index.ts'
+import type { ItemKind } from '../core/relay/index.ts'
+import { journalBackup } from './backup.ts'
+import { statisticsSampler } from './statistics.ts'
 import type { ComponentFactory } from '../net/component.ts'
 import type { AgentConfig } from './config.ts'
 import { factsReader } from './facts.ts'
@@ -55,22 +59,35 @@ export function defaultComponents (config: AgentConfig, dataDir: string): Compon
   list.push(components => (advisoryDriver = advisory({ ...(a.root_key !== null ? { rootKey: new Uint8Array(Buffer.from(a.root_key, 'hex')) } : {}), device, stageAll: !inSchool })(components)))
   // The outbox goes to the elected school server; the server (or a laptop
   // while none is elected) hands it to the configured upstream.
+  let elected: ElectedRole = { role: 'peer', server: null }
+  const nextHop = electedNextHop(configuredNextHop(config.upstream), () => elected)
+  // Backups: the server keeps what it relays (before taking custody) and hands it back to restoring laptops.
+  let service: BackupService | undefined
+  list.push(components => (service = backupService({ keep: config.backup.keep_relayed, maxBytes: config.backup.keep_max_bytes, nextHop })(components)))
+  const sink = config.relay.sink || config.role === 'mothership'
   list.push(components => {
-    let elected: ElectedRole = { role: 'peer', server: null }
     components.events.on('election:role', s => {
       elected = { role: s.role, server: s.server }
       components.events.emit('relay:next-hop-changed', {})
     })
-    const nextHop = electedNextHop(configuredNextHop(config.upstream), () => elected)
-    return (relayDriver = relay({
+    relayDriver = relay({
       nextHop,
       accept: config.relay.accept,
       maxBytes: config.relay.max_bytes,
-      sink: config.relay.sink || config.role === 'mothership',
+      sink,
       core: { backoffMaxMs: config.relay.retry_max_s * 1000, receiptTimeoutMs: config.relay.receipt_timeout_s * 1000 },
-      usb: { school: a.school, mothership: config.relay.mothership, ...(a.root_key !== null ? { rootKey: new Uint8Array(Buffer.from(a.root_key, 'hex')) } : {}) }
-    })(components))
+      usb: { school: a.school, mothership: config.relay.mothership, ...(a.root_key !== null ? { rootKey: new Uint8Array(Buffer.from(a.root_key, 'hex')) } : {}) },
+      beforeCustody: items => { service?.keepRelayed(items) }
+    })(components)
+    return relayDriver
   })
+  const enqueue = (kind: ItemKind, body: Uint8Array): unknown => relayDriver!.enqueue(kind, body)
+  const b = config.backup
+  list.push(journalBackup({ journal: config.journal, enabled: b.enabled && !sink, intervalS: b.interval_s, exclude: b.exclude, enqueue, service: () => service }))
+  const st = config.statistics
+  if (st.enabled && inSchool && !sink) {
+    list.push(statisticsSampler({ journal: config.journal, powerSupply: st.power_supply, installRoot: st.install_root, fields: st.fields, school: config.advisory.school, serial: config.advisory.serial, intervalS: st.interval_s, enqueue }))
+  }
   // Desired state: the advised builds applied, one handler per kind, reports into the outbox above
   const d = config.deploy
   if (d.enabled && a.root_key !== null && inSchool) {

@@ -107,6 +107,39 @@ export interface AgentConfig {
     /** After a failed install, the next attempt waits this long. */
     retry_s: number
   }
+  /** The Sugar journal's datastore (statistics read it, backups copy it); `~` is the user's home. */
+  journal: string
+  /** Backups of the journal, encrypted to the owner's key (docs/upstream.md, "Backups"). */
+  backup: {
+    /** Back up this laptop's journal every interval_s (and on `xo-mesh backup --now`). */
+    enabled: boolean
+    interval_s: number
+    /** Names at the top of the journal left out: Sugar's index, which it rebuilds when index_updated is missing. */
+    exclude: string[]
+    /** Keep the backup chunks relayed for other laptops (a school server), to serve restores. */
+    keep_relayed: boolean
+    /** Bytes of others' backups kept at most. */
+    keep_max_bytes: number
+  }
+  /** Statistics samples (docs/upstream.md, "Statistics"): what is sampled, and how often. */
+  statistics: {
+    enabled: boolean
+    interval_s: number
+    /** Where the kernel lists power supplies (tests point it at a fixture). */
+    power_supply: string
+    /** Where `xo-mesh apply --root` installs builds: the build installed is read from its `current`; null: not reported. */
+    install_root: string | null
+    /** Each field of a sample, on or off. Nothing names a child; serial is off unless the deployment turns it on. */
+    fields: {
+      activities: boolean
+      journal: boolean
+      disk: boolean
+      battery: boolean
+      build: boolean
+      school: boolean
+      serial: boolean
+    }
+  }
 }
 
 /** Roles in the staging tree: `staging` and `mothership` take no part in a school's election and hold every advised build. */
@@ -140,6 +173,15 @@ export function defaultConfig (): AgentConfig {
     advisory: { root_key: null, school: null, group: null, model: null, serial: null },
     role: 'laptop',
     deploy: { enabled: true, os_root: null, post_install: null, hook_timeout_s: D.DEFAULT_DEPLOY_HOOK_TIMEOUT_S, activities_dir: null, config_root: null, interval_s: D.DEFAULT_DEPLOY_INTERVAL_S, retry_s: D.DEFAULT_DEPLOY_RETRY_S },
+    journal: D.DEFAULT_JOURNAL,
+    backup: { enabled: true, interval_s: D.DEFAULT_BACKUP_INTERVAL_S, exclude: [...D.DEFAULT_BACKUP_EXCLUDE], keep_relayed: true, keep_max_bytes: D.DEFAULT_BACKUP_KEEP_MAX_BYTES },
+    statistics: {
+      enabled: true,
+      interval_s: D.DEFAULT_STATISTICS_INTERVAL_S,
+      power_supply: '/sys/class/power_supply',
+      install_root: null,
+      fields: { activities: true, journal: true, disk: true, battery: true, build: true, school: true, serial: false }
+    },
     upstream: null,
     relay: { accept: true, max_bytes: D.DEFAULT_RELAY_MAX_BYTES, sink: false, mothership: null, retry_max_s: D.DEFAULT_RELAY_RETRY_MAX_S, receipt_timeout_s: D.DEFAULT_RELAY_RECEIPT_TIMEOUT_S }
   }
@@ -231,6 +273,27 @@ export const CONFIG_TEMPLATE = `# xo-mesh agent configuration (docs/agent.md). E
 #   mothership: null             # the mothership's peer id: \`xo-mesh usb\` believes only receipts it signed
 #   retry_max_s: ${D.DEFAULT_RELAY_RETRY_MAX_S}              # after a refusal, a timeout or a lost link, offer again after 1 s doubling up to this
 #   receipt_timeout_s: ${D.DEFAULT_RELAY_RECEIPT_TIMEOUT_S}        # an offer unanswered this long is offered again
+
+# The Sugar journal's datastore: statistics read it, backups copy it.
+# journal: "${D.DEFAULT_JOURNAL}"
+
+# backup:                        # the journal, encrypted to the owner's key (DATA/owner.key), to the school server and the mothership
+#   enabled: true
+#   interval_s: ${D.DEFAULT_BACKUP_INTERVAL_S}             # a backup this often; only what changed is sent
+#   exclude: ["${D.DEFAULT_BACKUP_EXCLUDE.join('", "')}"]   # top-level names left out (Sugar rebuilds its index)
+#   keep_relayed: true           # as a school server, keep the backups relayed for others, to restore them
+#   keep_max_bytes: ${D.DEFAULT_BACKUP_KEEP_MAX_BYTES}
+
+# statistics:                    # samples sent upstream; nothing names a child
+#   enabled: true
+#   interval_s: ${D.DEFAULT_STATISTICS_INTERVAL_S}
+#   power_supply: /sys/class/power_supply
+#   install_root: null           # the --root of xo-mesh apply, to report the build installed
+#   fields: {activities: true, journal: true, disk: true, battery: true, build: true, school: true, serial: false}
+#                                # each part of a sample on or off: activities launched (bundle ids) with how often and
+#                                # how long; journal entries and bytes (never titles); free and total disk; battery charge,
+#                                # wear and cycles; the build installed; advisory.school; advisory.serial (it identifies
+#                                # the laptop: off unless the deployment needs it)
 `
 
 type Shape = { [k: string]: 'role' | 'string' | 'strings' | 'multiaddrs' | 'upstream' | 'boolean' | 'number' | 'integer' | 'rate' | 'level' | 'nullable-string' | 'text-or-null' | 'hostport' | 'seconds' | 'power' | 'nullable-percent' | 'nullable-upstream' | Shape }
@@ -262,7 +325,16 @@ const SHAPE: Shape = {
   role: 'role',
   deploy: { enabled: 'boolean', os_root: 'text-or-null', post_install: 'text-or-null', hook_timeout_s: 'number', activities_dir: 'text-or-null', config_root: 'text-or-null', interval_s: 'number', retry_s: 'seconds' },
   upstream: 'upstream',
-  relay: { accept: 'boolean', max_bytes: 'integer', sink: 'boolean', mothership: 'text-or-null', retry_max_s: 'number', receipt_timeout_s: 'number' }
+  relay: { accept: 'boolean', max_bytes: 'integer', sink: 'boolean', mothership: 'text-or-null', retry_max_s: 'number', receipt_timeout_s: 'number' },
+  journal: 'string',
+  backup: { enabled: 'boolean', interval_s: 'number', exclude: 'strings', keep_relayed: 'boolean', keep_max_bytes: 'integer' },
+  statistics: {
+    enabled: 'boolean',
+    interval_s: 'number',
+    power_supply: 'string',
+    install_root: 'text-or-null',
+    fields: { activities: 'boolean', journal: 'boolean', disk: 'boolean', battery: 'boolean', build: 'boolean', school: 'boolean', serial: 'boolean' }
+  }
 }
 
 /** Splits "host:port" / "[v6]:port"; throws ConfigError. */

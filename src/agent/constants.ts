@@ -51,3 +51,13 @@ export const DEFAULT_RELAY_RECEIPT_TIMEOUT_S = 30
 export const DEFAULT_DEPLOY_INTERVAL_S = 10
 export const DEFAULT_DEPLOY_RETRY_S = 3600
 export const DEFAULT_DEPLOY_HOOK_TIMEOUT_S = 600
+/** The Sugar journal's datastore (sugar-datastore's layout manager puts it there). */
+export const DEFAULT_JOURNAL = '~/.sugar/default/datastore'
+/** A journal backup a day; only what changed is sent. */
+export const DEFAULT_BACKUP_INTERVAL_S = 86_400
+/** Sugar's Xapian index is derived: it rebuilds it when index_updated is missing. */
+export const DEFAULT_BACKUP_EXCLUDE = ['index', 'index_updated']
+/** Others' backups a school server keeps for restores, bytes. */
+export const DEFAULT_BACKUP_KEEP_MAX_BYTES = 4 * 1024 * 1024 * 1024
+/** A statistics sample an hour. */
+export const DEFAULT_STATISTICS_INTERVAL_S = 3600

@@ -23,6 +23,7 @@ import { TrustError } from '../trust/errors.ts'
 import { addReportCommand } from './report.ts'
 import { addSimCommand } from './sim.ts'
 import { addUsbCommand } from './usb.ts'
+import { addBackupCommands } from './backup.ts'
 
 interface Globals { data?: string, json?: boolean }
 
@@ -234,6 +235,7 @@ addDeployCommands(program)
 addReportCommand(program)
 addSimCommand(program)
 addUsbCommand(program)
+addBackupCommands(program)
 
 async function main (): Promise<void> {
   try {

@@ -51,6 +51,13 @@ export interface RelayDriverInit {
   core?: Partial<Omit<CoreInit, 'random'>>
   /** What the USB round trip needs from the config. */
   usb?: UsbInit
+  /**
+   * Called with the items of each offer before they are stored for custody
+   * (a school server keeps the backup chunks it relays, src/net/backup). It
+   * runs first so that what a receipt vouches for has been seen by it; it
+   * must not throw (a throw refuses the offer).
+   */
+  beforeCustody?: (items: Item[]) => void
 }
 
 /** What one `xo-mesh usb` run did. */
@@ -336,6 +343,7 @@ export class RelayDriver implements MeshComponent {
     if (group.length === 0 || this.stopped) return
     let results: AcceptResult[]
     try {
+      if (this.init.beforeCustody !== undefined) for (const p of group) this.init.beforeCustody(p.items)
       results = this.outbox !== undefined ? group.map(p => this.outbox!.accept(p.items)) : this.sinkStore!.acceptMany(group.map(p => p.items))
     } catch (err) {
       // A full disk, a broken database: nothing was committed, so nothing is claimed.
