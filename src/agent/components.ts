@@ -12,13 +12,31 @@ import { mdnsDiscovery } from '../net/mdns.ts'
 import { blocks } from '../net/blocks/index.ts'
 import { election } from '../net/election/index.ts'
 import { advisory } from '../net/advisory/index.ts'
-import { configuredNextHop, electedNextHop, relay, type ElectedRole } from '../net/relay/index.ts'
+import { configuredNextHop, electedNextHop, relay, type ElectedRole, type RelayDriver } from '../net/relay/index.ts'
+import { lease } from '../net/lease/index.ts'
+import { registration } from '../net/registration/index.ts'
+import { userInfo } from 'node:os'
 import type { ComponentFactory } from '../net/component.ts'
 import type { AgentConfig } from './config.ts'
 import { factsReader } from './facts.ts'
+import { readMachine } from './machine.ts'
+import { loadOrCreateOwnerKey } from './owner.ts'
+import { retireIdentity } from './identity.ts'
+
+declare module '../net/events.ts' {
+  interface MeshEvents {
+    /** A component asks the agent to stop and start again (a new identity): run.ts does it. */
+    'agent:restart': { reason: string }
+  }
+}
+
+function safeUserName (): string {
+  try { return userInfo().username } catch { return '' }
+}
 
 export function defaultComponents (config: AgentConfig, dataDir: string): ComponentFactory[] {
   const list: ComponentFactory[] = []
+  let relayDriver: RelayDriver | undefined
   if (config.mdns.enabled) {
     list.push(mdnsDiscovery({
       interfaces: config.mdns.interfaces,
@@ -54,7 +72,34 @@ export function defaultComponents (config: AgentConfig, dataDir: string): Compon
       components.events.emit('relay:next-hop-changed', {})
     })
     const nextHop = electedNextHop(configuredNextHop(config.upstream), () => elected)
-    return relay({ nextHop, accept: config.relay.accept, maxBytes: config.relay.max_bytes, sink: config.relay.sink })(components)
+    relayDriver = relay({ nextHop, accept: config.relay.accept, maxBytes: config.relay.max_bytes, sink: config.relay.sink })(components)
+    return relayDriver
   })
+  // Activation leases: this laptop's serial is the one advisories target.
+  list.push(lease({
+    ...(a.root_key !== null ? { rootKey: new Uint8Array(Buffer.from(a.root_key, 'hex')) } : {}),
+    ...(a.serial !== null ? { serial: a.serial } : {}),
+    checkMs: config.lease.check_s * 1000,
+    renewBeforeMs: config.lease.renew_before_s * 1000,
+    hook: config.lease.hook
+  }))
+  // Registration with the school server; a clone retires its identity and the agent restarts (run.ts).
+  const r = config.registration
+  list.push(components => registration({
+    self: async () => {
+      // made on first boot, whether or not this laptop can register yet
+      const owner = await loadOrCreateOwnerKey(dataDir)
+      const m = await readMachine({ serial: a.serial, machineId: r.machine_id })
+      if (m.serial === undefined || m.machineId === undefined) return undefined
+      return { serial: m.serial, machineId: m.machineId, bootId: m.bootId, nickname: r.nickname ?? safeUserName(), ownerKey: owner.publicKey, school: a.school ?? '' }
+    },
+    intervalMs: r.interval_s * 1000,
+    enqueue: body => { relayDriver?.enqueue('registration', body) },
+    onConflict: async reason => {
+      const aside = await retireIdentity(dataDir)
+      components.logger.warn('identity retired: restarting with a new one', { retired: aside, reason })
+      components.events.emit('agent:restart', { reason: `cloned identity: ${reason}` })
+    }
+  })(components))
   return list
 }

@@ -81,6 +81,21 @@ export interface AgentConfig {
     model: string | null
     serial: string | null
   }
+  /** Activation leases (docs/deployment.md, "Leases"). The serial is advisory.serial. */
+  lease: {
+    /** A shell command run once when this laptop's lease expires (the deployment decides: lock, warn, …); null: none. */
+    hook: string | null
+    check_s: number
+    renew_before_s: number
+  }
+  /** Registration with the school server (docs/upstream.md, "Registration"). */
+  registration: {
+    /** The owner's nickname, as Sugar shows it; null: the user name. */
+    nickname: string | null
+    /** This machine's id; null: /etc/machine-id (XO_MESH_MACHINE_ID overrides both). */
+    machine_id: string | null
+    interval_s: number
+  }
 }
 
 export function defaultConfig (): AgentConfig {
@@ -109,7 +124,9 @@ export function defaultConfig (): AgentConfig {
     },
     advisory: { root_key: null, school: null, group: null, model: null, serial: null },
     upstream: null,
-    relay: { accept: true, max_bytes: D.DEFAULT_RELAY_MAX_BYTES, sink: false }
+    relay: { accept: true, max_bytes: D.DEFAULT_RELAY_MAX_BYTES, sink: false },
+    lease: { hook: null, check_s: D.DEFAULT_LEASE_CHECK_S, renew_before_s: D.DEFAULT_LEASE_RENEW_BEFORE_S },
+    registration: { nickname: null, machine_id: null, interval_s: D.DEFAULT_REGISTRATION_INTERVAL_S }
   }
 }
 
@@ -181,6 +198,16 @@ export const CONFIG_TEMPLATE = `# xo-mesh agent configuration (docs/agent.md). E
 #   accept: true                 # take custody of other agents' items (school server, staging agent)
 #   max_bytes: ${D.DEFAULT_RELAY_MAX_BYTES}        # item bytes the outbox holds at most; past it, custody is refused
 #   sink: false                  # true on the mothership: items end in DATA/mothership.db
+
+# lease:                         # activation leases (docs/deployment.md, "Leases"); the serial is advisory.serial
+#   hook: null                   # shell command run once when this laptop's lease expires; null: none
+#   check_s: ${D.DEFAULT_LEASE_CHECK_S}                 # check this laptop's lease this often
+#   renew_before_s: ${D.DEFAULT_LEASE_RENEW_BEFORE_S}        # ask the school server for a newer lease this long before expiry
+
+# registration:                  # registration with the school server (docs/upstream.md)
+#   nickname: null               # the owner's nickname; null: the user name
+#   machine_id: null             # null: /etc/machine-id
+#   interval_s: ${D.DEFAULT_REGISTRATION_INTERVAL_S}              # register again (and refresh the roster) this often
 `
 
 type Shape = { [k: string]: 'string' | 'strings' | 'multiaddrs' | 'upstream' | 'boolean' | 'number' | 'integer' | 'rate' | 'level' | 'nullable-string' | 'text-or-null' | 'hostport' | 'seconds' | 'power' | 'nullable-percent' | 'nullable-upstream' | Shape }
@@ -210,7 +237,9 @@ const SHAPE: Shape = {
   },
   advisory: { root_key: 'text-or-null', school: 'text-or-null', group: 'text-or-null', model: 'text-or-null', serial: 'text-or-null' },
   upstream: 'upstream',
-  relay: { accept: 'boolean', max_bytes: 'integer', sink: 'boolean' }
+  relay: { accept: 'boolean', max_bytes: 'integer', sink: 'boolean' },
+  lease: { hook: 'text-or-null', check_s: 'number', renew_before_s: 'number' },
+  registration: { nickname: 'text-or-null', machine_id: 'text-or-null', interval_s: 'number' }
 }
 
 /** Splits "host:port" / "[v6]:port"; throws ConfigError. */

@@ -44,3 +44,9 @@ export const API_FILE = 'api'
 export const LOCK_FILE = 'agent.lock'
 /** Bytes of item bodies an outbox holds at most (statistics, reports, backup chunks on their way up). */
 export const DEFAULT_RELAY_MAX_BYTES = 512 * 1024 * 1024
+
+/** Activation leases (docs/deployment.md, "Leases"): how often this laptop's lease is checked, and how long before expiry renewal starts. */
+export const DEFAULT_LEASE_CHECK_S = 300
+export const DEFAULT_LEASE_RENEW_BEFORE_S = 7 * 86_400
+/** Registration (docs/upstream.md): a laptop registers with its school server again this often (the roster is refreshed with it). */
+export const DEFAULT_REGISTRATION_INTERVAL_S = 600

@@ -36,6 +36,27 @@ export async function runAgent (options: RunOptions): Promise<number> {
 
   return await new Promise<number>(done => {
     let stopping = false
+    // A component asked for a restart (a cloned identity was retired): stop, start again on the same data.
+    let restarting: Promise<void> | undefined
+    const watchRestart = (): void => {
+      agent.components.events.on('agent:restart', ({ reason }) => {
+        if (stopping || restarting !== undefined) return
+        log.warn('restarting the agent', { reason })
+        restarting = (async () => {
+          await agent.stop()
+          try {
+            agent = await Agent.start({ dataDir, config, logger: log })
+          } catch (err) {
+            log.error('the agent could not start again', { error: err })
+            finish(1)
+            return
+          }
+          log.info('agent restarted', { peerId: agent.node.peerId.toString(), api: agent.apiUrl })
+          watchRestart()
+        })().finally(() => { restarting = undefined })
+      })
+    }
+    watchRestart()
     const finish = (code: number): void => {
       process.off('SIGTERM', onSignal)
       process.off('SIGINT', onSignal)
@@ -55,7 +76,7 @@ export async function runAgent (options: RunOptions): Promise<number> {
         finish(1)
       }, SHUTDOWN_TIMEOUT_S * 1000)
       timer.unref()
-      void agent.stop().then(() => {
+      void (restarting ?? Promise.resolve()).then(async () => { await agent.stop() }).then(() => {
         clearTimeout(timer)
         log.info('stopped')
         finish(code)

@@ -175,7 +175,8 @@ export interface LeasesAccepted {
  * the batch's and the store's roots) and keeps, per serial, the one that
  * lasts longest. `serial` restricts what is kept to one laptop's (undefined:
  * a school server keeps every serial). Leases already held that no longer
- * verify (expired, their key rotated out) are dropped. Never throws.
+ * verify (expired, their key rotated out) are dropped, but for a laptop's own
+ * expired lease (kept to report since when). Never throws.
  */
 export function acceptLeases (trusted: Root, store: LeaseStore, batch: LeaseBatch, serial: string | undefined, now: number): LeasesAccepted {
   const roots = [...store.roots, ...batch.roots]
@@ -186,6 +187,11 @@ export function acceptLeases (trusted: Root, store: LeaseStore, batch: LeaseBatc
     const v = verifyLease(trusted, bytes, roots, serial, clock, now)
     top = v.root
     if ('lease' in v) held.set(v.lease.doc.serial, v.lease)
+    // a laptop keeps its own expired lease, so it can still say since when it has expired
+    else if (serial !== undefined && v.code === 'expired') {
+      const l = readTrustedLease(bytes)
+      if (l !== undefined) held.set(l.doc.serial, l)
+    }
   }
   const accepted: Lease[] = []
   const refused: LeaseRefusal[] = []
