@@ -20,7 +20,7 @@ import type { ComponentFactory } from '../net/component.ts'
 import type { AgentConfig } from './config.ts'
 import { factsReader } from './facts.ts'
 import { readMachine } from './machine.ts'
-import { loadOrCreateOwnerKey } from './owner.ts'
+import { loadOrCreateOwnerKey, retireOwnerKey } from './owner.ts'
 import { retireIdentity } from './identity.ts'
 
 declare module '../net/events.ts' {
@@ -97,7 +97,8 @@ export function defaultComponents (config: AgentConfig, dataDir: string): Compon
     enqueue: body => { relayDriver?.enqueue('registration', body) },
     onConflict: async reason => {
       const aside = await retireIdentity(dataDir)
-      components.logger.warn('identity retired: restarting with a new one', { retired: aside, reason })
+      const owner = await retireOwnerKey(dataDir)
+      components.logger.warn('identity and owner key retired: restarting with new ones', { retired: aside, owner, reason })
       components.events.emit('agent:restart', { reason: `cloned identity: ${reason}` })
     }
   })(components))

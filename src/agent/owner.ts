@@ -4,11 +4,12 @@
 // school server (and through it the mothership) that public key, so a
 // journal can be restored onto a fresh laptop holding only this key.
 //
-// Unlike the peer identity (identity.ts), this key is kept when a cloned
-// identity is replaced: it belongs to the owner, not to the machine's name
-// on the mesh.
+// A cloned image carries the key of the machine it was made on, so when the
+// school server detects a clone, the clone retires this key with its peer
+// identity (retireOwnerKey: moved aside, never deleted, so a backup made to
+// it can still be opened) and makes a new one for its own owner.
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto'
-import { chmod, link, open, readFile, stat, unlink } from 'node:fs/promises'
+import { chmod, link, open, readFile, rename, stat, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { IdentityError } from './errors.ts'
 
@@ -76,4 +77,17 @@ export async function loadOrCreateOwnerKey (dataDir: string): Promise<OwnerKey> 
   }
   if (privateKey.asymmetricKeyType !== 'x25519') throw new IdentityError(`${path} is not an X25519 key`)
   return { publicKey: rawPublic(privateKey), privateKey, created: false }
+}
+
+/** Moves DATA/owner.key aside (owner.key.retired-<ms>); the next loadOrCreateOwnerKey makes a new one. Returns the path, or undefined when there was none. */
+export async function retireOwnerKey (dataDir: string, now = Date.now()): Promise<string | undefined> {
+  const path = join(dataDir, OWNER_KEY_FILE)
+  const aside = `${path}.retired-${now}`
+  try {
+    await rename(path, aside)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw err
+  }
+  return aside
 }

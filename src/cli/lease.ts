@@ -14,7 +14,7 @@ import { resolve } from 'node:path'
 import { defaultDataDir } from '../content/repo.ts'
 import { InvalidInputError } from '../content/errors.ts'
 import {
-  TrustError, issueLeases, issuedLeases, loadLeaseStore, loadState, openDeployment, readLeaseFile, readTrustedLease,
+  TrustError, issueLeases, parsePublicKeyHex, issuedLeases, loadLeaseStore, loadState, openDeployment, readLeaseFile, readTrustedLease,
   verifyLease, writeLeaseBundle, type Lease
 } from '../trust/index.ts'
 import { callAgent } from '../agent/client.ts'
@@ -96,7 +96,10 @@ export function addLeaseCommands (program: Command): void {
           return { ...leaseJson(l), verdict: 'lease' in v ? 'valid' : v.code }
         })
       } else {
-        const state = await loadState(dataDir())
+        // the stored trust state, else the root key the agent's config provisions
+        const { loadConfig } = await import('../agent/config.ts')
+        const keyText = (await loadConfig(dataDir()).catch(() => undefined))?.advisory.root_key ?? undefined
+        const state = await loadState(dataDir(), keyText !== undefined ? parsePublicKeyHex(keyText) : undefined)
         const batch = file !== undefined ? await readLeaseFile(resolve(file)) : await loadLeaseStore(dataDir())
         if ('ok' in batch) {
           process.stderr.write(`xo-mesh: refused ${file}: ${batch.code}: ${batch.reason}\n`)
