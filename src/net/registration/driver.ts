@@ -35,6 +35,8 @@ declare module '../events.ts' {
 }
 
 export const REGISTRY_FILE = 'registry.json'
+/** Peers a laptop that serves (or sees no server) registers with at once. */
+const MAX_PEERS_ASKED = 8
 
 /** What this laptop says about itself; undefined when it cannot register (no serial known). */
 export type Self = Omit<Registration, 'type'>
@@ -129,34 +131,46 @@ export class RegistrationDriver implements MeshComponent {
   private async register (): Promise<void> {
     const me = await this.init.self()
     if (me === undefined) return
-    if (this.role === 'server' || this.server === this.self) {
+    const serving = this.role === 'server' || this.server === this.self
+    if (serving) {
       // the server is a laptop of the school too: it registers in its own registry
       await this.decideAndKeep(this.self, { type: 'registration', ...me })
       this.roster = this.view()
-      return
     }
-    const server = this.server
-    if (server === null) return
+    // A clone may believe it is the server: the real one's heartbeats reach the
+    // original over the one identity both present. So a laptop that serves, or
+    // sees no server, registers with the peers it is connected to as well.
+    const targets = !serving && this.server !== null
+      ? [this.server]
+      : [...new Set(this.c.node.getConnections().map(c => c.remotePeer.toString()))].filter(p => p !== this.self).slice(0, MAX_PEERS_ASKED)
+    for (const peer of targets) {
+      if (this.stopped || this.conflicted) return
+      await this.registerWith(peer, me, peer === this.server)
+    }
+  }
+
+  private async registerWith (server: string, me: Self, elected: boolean): Promise<void> {
     try {
       const body = await ask(this.c.node, server, PROTOCOL, encodeRegisterMessage({ type: 'registration', ...me }), MAX_FRAME_SIZE, this.timeoutMs)
       const a = decodeRegisterMessage(body)
       if (a.type !== 'answer') throw new Error('a registration where an answer was due')
-      this.last = { server, at: new Date().toISOString(), status: a.status, reason: a.reason }
+      if (elected || a.status !== 'ok') this.last = { server, at: new Date().toISOString(), status: a.status, reason: a.reason }
       if (a.status === 'ok') {
+        if (!elected) return
         this.roster = { server, updated: new Date().toISOString(), entries: a.roster }
         this.log.info('registered with the school server', { server, roster: a.roster.length })
         this.c.events.emit('registration:registered', { server })
       } else if (a.status === 'conflict') {
         this.conflicted = true
-        this.log.warn('the school server says this identity belongs to another laptop: making a new one', { server, reason: a.reason })
+        this.log.warn('this identity belongs to another laptop (a cloned image): making a new one', { peerId: server, reason: a.reason })
         this.c.events.emit('registration:conflict', { server, reason: a.reason })
         await this.init.onConflict(a.reason)
       } else {
         this.log.warn('registration refused', { server, reason: a.reason })
       }
     } catch (err) {
-      this.last = { server, at: new Date().toISOString(), status: 'failed', reason: (err as Error).message }
-      this.log.debug('registration failed', { server, error: (err as Error).message })
+      if (elected) this.last = { server, at: new Date().toISOString(), status: 'failed', reason: (err as Error).message }
+      this.log.debug('registration failed', { peerId: server, error: (err as Error).message })
     }
   }
 
@@ -192,7 +206,8 @@ export class RegistrationDriver implements MeshComponent {
       } else if (d.verdict !== 'renewed') {
         this.log.info('laptop registered', { peerId: peer, serial: g.serial, nickname: g.nickname, verdict: d.verdict, ...(d.verdict === 'registered' && d.replaced !== undefined ? { replaces: d.replaced.peerId } : {}) })
       }
-      if (d.verdict !== 'renewed') this.relay(peer, g, d)
+      // only the school server's registry travels upstream (any agent answers, to catch a clone that thinks it serves)
+      if (d.verdict !== 'renewed' && (this.role === 'server' || this.server === this.self)) this.relay(peer, g, d)
       return d
     })
     this.writing = run.catch(() => {})
