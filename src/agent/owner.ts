@@ -8,7 +8,7 @@
 // school server detects a clone, the clone retires this key with its peer
 // identity (retireOwnerKey: moved aside, never deleted, so a backup made to
 // it can still be opened) and makes a new one for its own owner.
-import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto'
+import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto'
 import { chmod, link, open, readFile, rename, stat, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { IdentityError } from './errors.ts'
@@ -49,7 +49,7 @@ export async function loadOrCreateOwnerKey (dataDir: string): Promise<OwnerKey> 
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
     const { privateKey } = generateKeyPairSync('x25519')
-    const tmp = `${path}.${process.pid}.tmp`
+    const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`
     const fh = await open(tmp, 'wx', 0o600)
     try {
       await fh.writeFile(privateKey.export({ format: 'pem', type: 'pkcs8' }))
