@@ -7,10 +7,9 @@
 import assert from 'node:assert/strict'
 import { readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
-import { tempDir } from '../support/cli.ts'
 import { AgentProcess, until, xo } from '../agent/support.ts'
 import { agentAddr, api, freePort, writeConfig } from './support.ts'
-import { identity } from './identity.ts'
+import { identity, testbed } from './testbed.ts'
 
 const LOOPBACK = ['--no-mdns', '--api', '127.0.0.1:0']
 const ELECTION = 'election:\n  settle_s: 0.5\n  startup_grace_s: 0.5\n'
@@ -19,19 +18,7 @@ interface LeaseSummary { serial: string | null, state: string, lease: { expires:
 
 describe('leases between agent processes', function () {
   this.timeout(120_000)
-  let t: Awaited<ReturnType<typeof tempDir>>
-  const agents: AgentProcess[] = []
-  const dir = (name: string): string => join(t.dir, name)
-
-  before(async () => { t = await tempDir('xo-mesh-lease-') })
-  afterEach(function () {
-    if (this.currentTest?.state !== 'failed') return
-    for (const x of agents) for (const l of x.find(l => l.level !== 'debug')) console.error(x.dataDir.split('/').pop(), JSON.stringify(l).slice(0, 300))
-  })
-  after(async () => {
-    await Promise.all(agents.map(async x => { await x.kill() }))
-    await t.cleanup()
-  })
+  const { dir, agents } = testbed('xo-mesh-lease-')
 
   it('a laptop gets its lease from the school server, renews it from a newer batch, and an expired lease runs the hook once', async () => {
     const deploy = dir('deployment')

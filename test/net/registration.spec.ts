@@ -7,10 +7,9 @@
 import assert from 'node:assert/strict'
 import { cp, readFile, readdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import { tempDir } from '../support/cli.ts'
 import { AgentProcess, until, xo } from '../agent/support.ts'
 import { agentAddr, api, freePort, writeConfig } from './support.ts'
-import { identity } from './identity.ts'
+import { identity, testbed } from './testbed.ts'
 import { openDatabase } from '../../src/store/sqlite.ts'
 
 const LOOPBACK = ['--no-mdns', '--api', '127.0.0.1:0']
@@ -20,19 +19,7 @@ interface Roster { role: string, server: string | null, laptops: Array<{ peer_id
 
 describe('registration between agent processes', function () {
   this.timeout(150_000)
-  let t: Awaited<ReturnType<typeof tempDir>>
-  const agents: AgentProcess[] = []
-  const dir = (name: string): string => join(t.dir, name)
-
-  before(async () => { t = await tempDir('xo-mesh-registration-') })
-  afterEach(function () {
-    if (this.currentTest?.state !== 'failed') return
-    for (const x of agents) for (const l of x.find(l => l.level !== 'debug')) console.error(x.dataDir.split('/').pop(), JSON.stringify(l).slice(0, 300))
-  })
-  after(async () => {
-    await Promise.all(agents.map(async x => { await x.kill() }))
-    await t.cleanup()
-  })
+  const { dir, agents } = testbed('xo-mesh-registration-')
 
   it('registers a laptop, detects a cloned data directory and resolves it with a new identity, and serves the roster', async () => {
     const [pm, ps, pa, pb] = [await freePort(), await freePort(), await freePort(), await freePort()]

@@ -59,13 +59,6 @@ function want (r: Reader, wire: number, what: string): void {
   if (wire !== LEN) r.fail(`${what} has wire type ${wire}`)
 }
 
-/** A sub-reader over the next length-delimited field. */
-function sub (r: Reader, what: string): Reader {
-  const b = r.bytes()
-  const start = b.byteOffset - r.buf.byteOffset
-  return new Reader(r.buf, what, start, start + b.length)
-}
-
 /** Decodes a message body. Throws InvalidMessageError on anything else. */
 export function decodeLeaseMessage (body: Uint8Array): LeaseMessage {
   if (body.length > MAX_FRAME_SIZE) throw new InvalidMessageError(`lease message: ${body.length} bytes exceeds ${MAX_FRAME_SIZE}`)
@@ -76,7 +69,7 @@ export function decodeLeaseMessage (body: Uint8Array): LeaseMessage {
     if (field !== 1 && field !== 2) { r.skip(wire); continue }
     want(r, wire, field === 1 ? 'request' : 'reply')
     if (out !== undefined) r.fail('more than one message in a frame')
-    const m = sub(r, field === 1 ? 'lease request' : 'lease reply')
+    const m = r.sub(field === 1 ? 'lease request' : 'lease reply')
     if (field === 1) {
       const serials: string[] = []
       while (!m.eof()) {

@@ -49,12 +49,6 @@ export function encodeRegisterMessage (m: RegisterMessage): Uint8Array {
   return out
 }
 
-function sub (r: Reader, what: string): Reader {
-  const b = r.bytes()
-  const start = b.byteOffset - r.buf.byteOffset
-  return new Reader(r.buf, what, start, start + b.length)
-}
-
 function want (r: Reader, wire: number, expected: number, what: string): void {
   if (wire !== expected) r.fail(`${what} has wire type ${wire}`)
 }
@@ -102,7 +96,7 @@ function readAnswer (r: Reader): RegisterAnswer {
     if (field === 1) { want(r, wire, VARINT, 'status'); status = r.uint32() } else if (field === 2) { want(r, wire, LEN, 'reason'); reason = r.string(MAX_REASON_BYTES) } else if (field === 3) {
       want(r, wire, LEN, 'roster entry')
       if (roster.length >= MAX_ROSTER) r.fail(`more than ${MAX_ROSTER} roster entries`)
-      roster.push(readEntry(sub(r, 'roster entry')))
+      roster.push(readEntry(r.sub('roster entry')))
     } else r.skip(wire)
   }
   const s = STATUS_OF.get(status ?? 0)
@@ -120,7 +114,7 @@ export function decodeRegisterMessage (body: Uint8Array): RegisterMessage {
     if (field !== 1 && field !== 2) { r.skip(wire); continue }
     want(r, wire, LEN, field === 1 ? 'registration' : 'answer')
     if (out !== undefined) r.fail('more than one message in a frame')
-    out = field === 1 ? readRegistration(sub(r, 'registration')) : readAnswer(sub(r, 'answer'))
+    out = field === 1 ? readRegistration(r.sub('registration')) : readAnswer(r.sub('answer'))
   }
   if (out === undefined) return r.fail('no registration or answer')
   return out
