@@ -24,9 +24,20 @@ export async function runAgent (options: RunOptions): Promise<number> {
 
   const { Agent } = await import('./agent.ts')
   let agent: Awaited<ReturnType<typeof Agent.start>>
+  // a signal during startup (DATA/api may already exist) stops the agent once it is up, cleanly
+  let early: NodeJS.Signals | undefined
+  const onEarly = (signal: NodeJS.Signals): void => {
+    // a second one: the user means it (a start stuck on a dial)
+    if (early !== undefined) process.exit(1)
+    early = signal
+  }
+  process.on('SIGTERM', onEarly)
+  process.on('SIGINT', onEarly)
   try {
     agent = await Agent.start({ dataDir, config, logger: log })
   } catch (err) {
+    process.off('SIGTERM', onEarly)
+    process.off('SIGINT', onEarly)
     // on stderr the CLI's one line says it; a log file should say it too
     if (sink !== stderrSink) log.error('agent failed to start', { error: err })
     sink.close()
@@ -85,6 +96,9 @@ export async function runAgent (options: RunOptions): Promise<number> {
     const onSignal = (signal: NodeJS.Signals): void => { shutdown(signal, 0) }
     process.on('SIGTERM', onSignal)
     process.on('SIGINT', onSignal)
+    process.off('SIGTERM', onEarly)
+    process.off('SIGINT', onEarly)
+    if (early !== undefined) shutdown(early, 0)
     // libp2p internals occasionally reject a promise nobody awaits (an aborted dial): log it, keep running
     process.on('unhandledRejection', err => { log.error('unhandled rejection', { error: err }) })
     process.on('uncaughtException', err => {
