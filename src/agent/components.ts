@@ -14,19 +14,36 @@ import { election } from '../net/election/index.ts'
 import { advisory } from '../net/advisory/index.ts'
 import { configuredNextHop, electedNextHop, relay, type ElectedRole, type RelayDriver } from '../net/relay/index.ts'
 import type { AdvisoryDriver } from '../net/advisory/index.ts'
-import { homedir } from 'node:os'
+import { homedir, userInfo } from 'node:os'
 import { join, resolve } from 'node:path'
 import { reconciler } from './reconcile/index.ts'
 import { backupService, type BackupService } from '../net/backup/index.ts'
 import type { ItemKind } from '../core/relay/index.ts'
 import { journalBackup } from './backup.ts'
 import { statisticsSampler } from './statistics.ts'
+import { lease } from '../net/lease/index.ts'
+import { registration } from '../net/registration/index.ts'
 import type { ComponentFactory } from '../net/component.ts'
 import type { AgentConfig } from './config.ts'
 import { factsReader } from './facts.ts'
+import { readMachine } from './machine.ts'
+import { loadOrCreateOwnerKey, retireOwnerKey } from './owner.ts'
+import { retireIdentity } from './identity.ts'
+
+declare module '../net/events.ts' {
+  interface MeshEvents {
+    /** A component asks the agent to stop and start again (a new identity): run.ts does it. */
+    'agent:restart': { reason: string }
+  }
+}
+
+function safeUserName (): string {
+  try { return userInfo().username } catch { return '' }
+}
 
 export function defaultComponents (config: AgentConfig, dataDir: string): ComponentFactory[] {
   const list: ComponentFactory[] = []
+  let relayDriver: RelayDriver | undefined
   if (config.mdns.enabled) {
     list.push(mdnsDiscovery({
       interfaces: config.mdns.interfaces,
@@ -55,7 +72,6 @@ export function defaultComponents (config: AgentConfig, dataDir: string): Compon
   const a = config.advisory
   const device = Object.fromEntries(Object.entries({ school: a.school, group: a.group, model: a.model, serial: a.serial }).filter(([, v]) => v !== null)) as { school?: string, group?: string, model?: string, serial?: string }
   let advisoryDriver: AdvisoryDriver | undefined
-  let relayDriver: RelayDriver | undefined
   list.push(components => (advisoryDriver = advisory({ ...(a.root_key !== null ? { rootKey: new Uint8Array(Buffer.from(a.root_key, 'hex')) } : {}), device, stageAll: !inSchool })(components)))
   // The outbox goes to the elected school server; the server (or a laptop
   // while none is elected) hands it to the configured upstream.
@@ -106,5 +122,32 @@ export function defaultComponents (config: AgentConfig, dataDir: string): Compon
       relay: () => relayDriver
     }))
   }
+  // Activation leases: this laptop's serial is the one advisories target.
+  list.push(lease({
+    ...(a.root_key !== null ? { rootKey: new Uint8Array(Buffer.from(a.root_key, 'hex')) } : {}),
+    ...(a.serial !== null ? { serial: a.serial } : {}),
+    checkMs: config.lease.check_s * 1000,
+    renewBeforeMs: config.lease.renew_before_s * 1000,
+    hook: config.lease.hook
+  }))
+  // Registration with the school server; a clone retires its identity and the agent restarts (run.ts).
+  const r = config.registration
+  list.push(components => registration({
+    self: async () => {
+      // made on first boot, whether or not this laptop can register yet
+      const owner = await loadOrCreateOwnerKey(dataDir)
+      const m = await readMachine({ serial: a.serial, machineId: r.machine_id })
+      if (m.serial === undefined || m.machineId === undefined) return undefined
+      return { serial: m.serial, machineId: m.machineId, bootId: m.bootId, nickname: r.nickname ?? safeUserName(), ownerKey: owner.publicKey, school: a.school ?? '' }
+    },
+    intervalMs: r.interval_s * 1000,
+    enqueue: body => { relayDriver?.enqueue('registration', body) },
+    onConflict: async reason => {
+      const aside = await retireIdentity(dataDir)
+      const owner = await retireOwnerKey(dataDir)
+      components.logger.warn('identity and owner key retired: restarting with new ones', { retired: aside, owner, reason })
+      components.events.emit('agent:restart', { reason: `cloned identity: ${reason}` })
+    }
+  })(components))
   return list
 }

@@ -140,6 +140,21 @@ export interface AgentConfig {
       serial: boolean
     }
   }
+  /** Activation leases (docs/deployment.md, "Leases"). The serial is advisory.serial. */
+  lease: {
+    /** A shell command run once when this laptop's lease expires (the deployment decides: lock, warn, …); null: none. */
+    hook: string | null
+    check_s: number
+    renew_before_s: number
+  }
+  /** Registration with the school server (docs/upstream.md, "Registration"). */
+  registration: {
+    /** The owner's nickname, as Sugar shows it; null: the user name. */
+    nickname: string | null
+    /** This machine's id; null: /etc/machine-id (XO_MESH_MACHINE_ID overrides both). */
+    machine_id: string | null
+    interval_s: number
+  }
 }
 
 /** Roles in the staging tree: `staging` and `mothership` take no part in a school's election and hold every advised build. */
@@ -183,7 +198,9 @@ export function defaultConfig (): AgentConfig {
       fields: { activities: true, journal: true, disk: true, battery: true, build: true, school: true, serial: false }
     },
     upstream: null,
-    relay: { accept: true, max_bytes: D.DEFAULT_RELAY_MAX_BYTES, sink: false, mothership: null, retry_max_s: D.DEFAULT_RELAY_RETRY_MAX_S, receipt_timeout_s: D.DEFAULT_RELAY_RECEIPT_TIMEOUT_S }
+    relay: { accept: true, max_bytes: D.DEFAULT_RELAY_MAX_BYTES, sink: false, mothership: null, retry_max_s: D.DEFAULT_RELAY_RETRY_MAX_S, receipt_timeout_s: D.DEFAULT_RELAY_RECEIPT_TIMEOUT_S },
+    lease: { hook: null, check_s: D.DEFAULT_LEASE_CHECK_S, renew_before_s: D.DEFAULT_LEASE_RENEW_BEFORE_S },
+    registration: { nickname: null, machine_id: null, interval_s: D.DEFAULT_REGISTRATION_INTERVAL_S }
   }
 }
 
@@ -294,6 +311,16 @@ export const CONFIG_TEMPLATE = `# xo-mesh agent configuration (docs/agent.md). E
 #                                # how long; journal entries and bytes (never titles); free and total disk; battery charge,
 #                                # wear and cycles; the build installed; advisory.school; advisory.serial (it identifies
 #                                # the laptop: off unless the deployment needs it)
+
+# lease:                         # activation leases (docs/deployment.md, "Leases"); the serial is advisory.serial
+#   hook: null                   # shell command run once when this laptop's lease expires; null: none
+#   check_s: ${D.DEFAULT_LEASE_CHECK_S}                 # check this laptop's lease this often
+#   renew_before_s: ${D.DEFAULT_LEASE_RENEW_BEFORE_S}        # ask the school server for a newer lease this long before expiry
+
+# registration:                  # registration with the school server (docs/upstream.md)
+#   nickname: null               # the owner's nickname; null: the user name
+#   machine_id: null             # null: /etc/machine-id
+#   interval_s: ${D.DEFAULT_REGISTRATION_INTERVAL_S}              # register again (and refresh the roster) this often
 `
 
 type Shape = { [k: string]: 'role' | 'string' | 'strings' | 'multiaddrs' | 'upstream' | 'boolean' | 'number' | 'integer' | 'rate' | 'level' | 'nullable-string' | 'text-or-null' | 'hostport' | 'seconds' | 'power' | 'nullable-percent' | 'nullable-upstream' | Shape }
@@ -334,7 +361,9 @@ const SHAPE: Shape = {
     power_supply: 'string',
     install_root: 'text-or-null',
     fields: { activities: 'boolean', journal: 'boolean', disk: 'boolean', battery: 'boolean', build: 'boolean', school: 'boolean', serial: 'boolean' }
-  }
+  },
+  lease: { hook: 'text-or-null', check_s: 'number', renew_before_s: 'number' },
+  registration: { nickname: 'text-or-null', machine_id: 'text-or-null', interval_s: 'number' }
 }
 
 /** Splits "host:port" / "[v6]:port"; throws ConfigError. */

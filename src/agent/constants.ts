@@ -61,3 +61,9 @@ export const DEFAULT_BACKUP_EXCLUDE = ['index', 'index_updated']
 export const DEFAULT_BACKUP_KEEP_MAX_BYTES = 4 * 1024 * 1024 * 1024
 /** A statistics sample an hour. */
 export const DEFAULT_STATISTICS_INTERVAL_S = 3600
+
+/** Activation leases (docs/deployment.md, "Leases"): how often this laptop's lease is checked, and how long before expiry renewal starts. */
+export const DEFAULT_LEASE_CHECK_S = 300
+export const DEFAULT_LEASE_RENEW_BEFORE_S = 7 * 86_400
+/** Registration (docs/upstream.md): a laptop registers with its school server again this often (the roster is refreshed with it). */
+export const DEFAULT_REGISTRATION_INTERVAL_S = 600

@@ -2,9 +2,11 @@
 // protobuf encoding of the private key, mode 0600. Created on first start;
 // the peer id is derived from it, so it must survive restarts and updates.
 //
-// Not handled: two laptops imaged from one disk carry the same key and so the
-// same peer id (libp2p then treats them as one peer). Imaging must leave the
-// file out, or delete it on first boot; detecting a clone is out of scope.
+// Two laptops imaged from one disk carry the same key and so the same peer id
+// (libp2p then treats them as one peer). Imaging should leave the file out;
+// when it does not, the school server detects the clone at registration
+// (src/net/registration) and the clone retires its key (retireIdentity) and
+// restarts with a new one, keeping its data.
 import { chmod, open, readFile, rename, stat, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
@@ -44,4 +46,17 @@ export async function loadIdentity (dataDir: string, log: Logger): Promise<{ key
   } catch (err) {
     throw new IdentityError(`${path} is not a libp2p private key; move it away to create a new identity (the peer id will change)`, { cause: err })
   }
+}
+
+/**
+ * Moves DATA/identity.key aside (to identity.key.retired-<ms>, kept for the
+ * record) so that the next start makes a new identity. Used when the school
+ * server says this identity belongs to another laptop (a cloned image).
+ * Returns the retired file's path.
+ */
+export async function retireIdentity (dataDir: string, now = Date.now()): Promise<string> {
+  const path = join(dataDir, IDENTITY_FILE)
+  const aside = `${path}.retired-${now}`
+  await rename(path, aside)
+  return aside
 }

@@ -126,3 +126,22 @@ export async function importOwnerKey (dataDir: string, text: string, options: { 
   await writeKeyFile(join(dataDir, OWNER_KEY_FILE), key, false)
   return { key, replaced: have !== undefined }
 }
+
+/**
+ * Moves DATA/owner.key aside (owner.key.retired-<ms>), never deleting it, so
+ * a backup made to it can still be opened: a laptop found to be a clone of
+ * another (a copied data directory) belongs to another owner and gets a new
+ * key. The next loadOrCreateOwnerKey makes one. Returns the path, or
+ * undefined when there was none.
+ */
+export async function retireOwnerKey (dataDir: string, now = Date.now()): Promise<string | undefined> {
+  const path = join(dataDir, OWNER_KEY_FILE)
+  const aside = `${path}.retired-${now}`
+  try {
+    await rename(path, aside)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw err
+  }
+  return aside
+}

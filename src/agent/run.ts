@@ -24,9 +24,20 @@ export async function runAgent (options: RunOptions): Promise<number> {
 
   const { Agent } = await import('./agent.ts')
   let agent: Awaited<ReturnType<typeof Agent.start>>
+  // a signal during startup (DATA/api may already exist) stops the agent once it is up, cleanly
+  let early: NodeJS.Signals | undefined
+  const onEarly = (signal: NodeJS.Signals): void => {
+    // a second one: the user means it (a start stuck on a dial)
+    if (early !== undefined) process.exit(1)
+    early = signal
+  }
+  process.on('SIGTERM', onEarly)
+  process.on('SIGINT', onEarly)
   try {
     agent = await Agent.start({ dataDir, config, logger: log })
   } catch (err) {
+    process.off('SIGTERM', onEarly)
+    process.off('SIGINT', onEarly)
     // on stderr the CLI's one line says it; a log file should say it too
     if (sink !== stderrSink) log.error('agent failed to start', { error: err })
     sink.close()
@@ -36,6 +47,27 @@ export async function runAgent (options: RunOptions): Promise<number> {
 
   return await new Promise<number>(done => {
     let stopping = false
+    // A component asked for a restart (a cloned identity was retired): stop, start again on the same data.
+    let restarting: Promise<void> | undefined
+    const watchRestart = (): void => {
+      agent.components.events.on('agent:restart', ({ reason }) => {
+        if (stopping || restarting !== undefined) return
+        log.warn('restarting the agent', { reason })
+        restarting = (async () => {
+          await agent.stop()
+          try {
+            agent = await Agent.start({ dataDir, config, logger: log })
+          } catch (err) {
+            log.error('the agent could not start again', { error: err })
+            finish(1)
+            return
+          }
+          log.info('agent restarted', { peerId: agent.node.peerId.toString(), api: agent.apiUrl })
+          watchRestart()
+        })().finally(() => { restarting = undefined })
+      })
+    }
+    watchRestart()
     const finish = (code: number): void => {
       process.off('SIGTERM', onSignal)
       process.off('SIGINT', onSignal)
@@ -55,7 +87,7 @@ export async function runAgent (options: RunOptions): Promise<number> {
         finish(1)
       }, SHUTDOWN_TIMEOUT_S * 1000)
       timer.unref()
-      void agent.stop().then(() => {
+      void (restarting ?? Promise.resolve()).then(async () => { await agent.stop() }).then(() => {
         clearTimeout(timer)
         log.info('stopped')
         finish(code)
@@ -64,6 +96,9 @@ export async function runAgent (options: RunOptions): Promise<number> {
     const onSignal = (signal: NodeJS.Signals): void => { shutdown(signal, 0) }
     process.on('SIGTERM', onSignal)
     process.on('SIGINT', onSignal)
+    process.off('SIGTERM', onEarly)
+    process.off('SIGINT', onEarly)
+    if (early !== undefined) shutdown(early, 0)
     // libp2p internals occasionally reject a promise nobody awaits (an aborted dial): log it, keep running
     process.on('unhandledRejection', err => { log.error('unhandled rejection', { error: err }) })
     process.on('uncaughtException', err => {

@@ -21,6 +21,8 @@ import { addEventsCommand } from './events.ts'
 import { addDeployCommands } from './deploy.ts'
 import { TrustError } from '../trust/errors.ts'
 import { addReportCommand } from './report.ts'
+import { addLeaseCommands } from './lease.ts'
+import { addRosterCommand } from './roster.ts'
 import { addSimCommand } from './sim.ts'
 import { addUsbCommand } from './usb.ts'
 import { addBackupCommands } from './backup.ts'
@@ -233,6 +235,8 @@ addFetchCommand(program)
 addEventsCommand(program)
 addDeployCommands(program)
 addReportCommand(program)
+addLeaseCommands(program)
+addRosterCommand(program)
 addSimCommand(program)
 addUsbCommand(program)
 addBackupCommands(program)

@@ -16,16 +16,17 @@ import type { Custody, Item, ItemKind } from '../core/relay/types.ts'
 import type { AcceptResult } from './outbox.ts'
 import { parseInstallReport, parseStatisticsSample } from './reports.ts'
 import { openDatabase, transaction, type Database } from './sqlite.ts'
+import { REGISTRATIONS_SCHEMA, insertRegistration, parseRegistration, registeredLaptops, registrationConflicts, type RegisteredLaptop } from './registrations.ts'
 
 export const MOTHERSHIP_FILE = 'mothership.db'
 
-const KIND_CODE: Record<ItemKind, number> = { statistics: 1, 'install-report': 2, 'backup-chunk': 3 }
+const KIND_CODE: Record<ItemKind, number> = { statistics: 1, 'install-report': 2, 'backup-chunk': 3, registration: 4 }
 
 export const SCHEMA = `
 CREATE TABLE IF NOT EXISTS items (
   origin   TEXT    NOT NULL,            -- the laptop's peer id
   counter  BIGINT  NOT NULL,            -- per origin, from 1
-  kind     INTEGER NOT NULL,            -- 1 statistics, 2 install report, 3 backup chunk
+  kind     INTEGER NOT NULL,            -- 1 statistics, 2 install report, 3 backup chunk, 4 registration
   created  BIGINT  NOT NULL,            -- ms since the epoch, laptop clock
   received BIGINT  NOT NULL,            -- ms since the epoch, mothership clock
   digest   BLOB    NOT NULL,            -- sha-256 of body
@@ -136,6 +137,7 @@ export class MothershipStore {
     this.clock = init.clock ?? Date.now
     this.db = openDatabase(path)
     this.db.exec(SCHEMA)
+    this.db.exec(REGISTRATIONS_SCHEMA)
     this.insertItem = this.db.prepare('INSERT INTO items (origin, counter, kind, created, received, digest, body) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING')
     this.selectDigest = this.db.prepare('SELECT digest FROM items WHERE origin = ? AND counter = ?')
     this.insertConflict = this.db.prepare('INSERT INTO conflicts (origin, counter, digest, received) VALUES (?, ?, ?, ?)')
@@ -221,6 +223,9 @@ export class MothershipStore {
       if (s === undefined) return
       this.insertSample.run(it.origin, it.counter, s.school ?? null, s.sampled_at ?? null, JSON.stringify(s))
       if (s.school !== undefined) this.setSchool.run(s.school, it.origin)
+    } else if (it.kind === 'registration') {
+      const r = parseRegistration(it.body)
+      if (r !== undefined) insertRegistration(this.db, it.origin, it.counter, r)
     }
   }
 
@@ -250,6 +255,16 @@ export class MothershipStore {
     })
   }
 
+  /** Every laptop's latest registration: serial, owner nickname and key, school (docs/upstream.md). */
+  registrations (): RegisteredLaptop[] {
+    return registeredLaptops(this.db)
+  }
+
+  /** Cloned identities the school servers refused. */
+  clones (): ReturnType<typeof registrationConflicts> {
+    return registrationConflicts(this.db)
+  }
+
   /** The counter after the highest held of origin (the mothership numbering its own items). */
   nextCounter (origin: string): number {
     return (this.db.prepare('SELECT coalesce(max(counter), 0) AS n FROM items WHERE origin = ?').get(origin) as { n: number }).n + 1
@@ -257,8 +272,8 @@ export class MothershipStore {
 
   /** Items held, in all and per kind; origins; conflicts. */
   counts (): { items: number, origins: number, conflicts: number, byKind: Record<ItemKind, number> } {
-    const byKind: Record<ItemKind, number> = { statistics: 0, 'install-report': 0, 'backup-chunk': 0 }
-    const names: Record<number, ItemKind> = { 1: 'statistics', 2: 'install-report', 3: 'backup-chunk' }
+    const byKind: Record<ItemKind, number> = { statistics: 0, 'install-report': 0, 'backup-chunk': 0, registration: 0 }
+    const names: Record<number, ItemKind> = { 1: 'statistics', 2: 'install-report', 3: 'backup-chunk', 4: 'registration' }
     let items = 0
     for (const r of this.db.prepare('SELECT kind, count(*) AS n FROM items GROUP BY kind').all() as Array<{ kind: number, n: number }>) {
       const k = names[r.kind]

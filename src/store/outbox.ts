@@ -25,8 +25,8 @@ export const OUTBOX_FILE = 'outbox.db'
 /** Bytes of item bodies an outbox holds at most, unless configured. */
 export const DEFAULT_OUTBOX_BYTES = 512 * 1024 * 1024
 
-const KIND_CODE: Record<ItemKind, number> = { statistics: 1, 'install-report': 2, 'backup-chunk': 3 }
-const KIND_OF: Record<number, ItemKind> = { 1: 'statistics', 2: 'install-report', 3: 'backup-chunk' }
+const KIND_CODE: Record<ItemKind, number> = { statistics: 1, 'install-report': 2, 'backup-chunk': 3, registration: 4 }
+const KIND_OF: Record<number, ItemKind> = { 1: 'statistics', 2: 'install-report', 3: 'backup-chunk', 4: 'registration' }
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS items (

@@ -31,6 +31,7 @@ export type RejectionCode =
   | 'root-chain' // a root version that does not follow from the trusted one
   | 'too-large' // more bytes than the protocol allows
   | 'tampered' // a bundle block whose bytes do not hash to its CID
+  | 'wrong-serial' // a lease for another laptop's serial number
 
 /** A refusal: nothing was adopted. */
 export interface Rejection {

@@ -49,8 +49,8 @@ function current (d: Deployment): Root {
   return d.roots[d.roots.length - 1]!
 }
 
-/** The keys of d that a role of a root names (those held here). */
-function signers (d: Deployment, root: RootDoc, role: RoleName): SigningKey[] {
+/** The keys of d that a role of a root names (those held here). Throws TrustError when fewer than the threshold are. */
+export function signers (d: Deployment, root: RootDoc, role: RoleName): SigningKey[] {
   const out: SigningKey[] = []
   for (const id of root.roles[role].keyids) {
     const k = d.keys.get(id)

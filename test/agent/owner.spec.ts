@@ -2,10 +2,10 @@
 // check digits, imported on a fresh laptop; a mistyped key, or one that
 // would silently replace another, is refused.
 import assert from 'node:assert/strict'
-import { readFile, stat, writeFile } from 'node:fs/promises'
+import { readFile, readdir, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { tempDir } from '../support/cli.ts'
-import { OWNER_KEY_FILE, OwnerKeyError, decodeOwnerKey, encodeOwnerKey, generateOwnerKey, importOwnerKey, loadOrCreateOwnerKey, loadOwnerKey } from '../../src/agent/owner.ts'
+import { OWNER_KEY_FILE, OwnerKeyError, decodeOwnerKey, encodeOwnerKey, generateOwnerKey, importOwnerKey, loadOrCreateOwnerKey, loadOwnerKey, retireOwnerKey } from '../../src/agent/owner.ts'
 
 describe('owner key', () => {
   it('is made once, kept private, and survives export and import', async () => {
@@ -35,6 +35,22 @@ describe('owner key', () => {
       assert.throws(() => decodeOwnerKey('xo-mesh-owner-1:short:00000000'), OwnerKeyError)
       await writeFile(join(b, OWNER_KEY_FILE), 'garbage')
       await assert.rejects(loadOwnerKey(b), OwnerKeyError)
+    } finally {
+      await t.cleanup()
+    }
+  })
+
+  it('retiring a clone\'s key keeps it aside, and the next load makes a new one', async () => {
+    const t = await tempDir('xo-mesh-owner-')
+    try {
+      const a = await loadOrCreateOwnerKey(t.dir)
+      const aside = await retireOwnerKey(t.dir)
+      assert.ok(aside !== undefined && (await readdir(t.dir)).some(n => n.startsWith(`${OWNER_KEY_FILE}.retired-`)))
+      assert.equal(encodeOwnerKey(decodeOwnerKey(await readFile(aside, 'utf8'))), encodeOwnerKey(a), 'the retired file still opens the old backups')
+      const b = await loadOrCreateOwnerKey(t.dir)
+      assert.equal(b.created, true)
+      assert.notDeepEqual(b.publicKey, a.publicKey)
+      assert.equal(await retireOwnerKey(join(t.dir, 'none')), undefined)
     } finally {
       await t.cleanup()
     }

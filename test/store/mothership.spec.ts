@@ -88,7 +88,7 @@ describe('mothership store', () => {
     const s = MothershipStore.open(dir)
     const r = s.accept([{ origin: L1, counter: 1, kind: 'install-report', created: 1, body: new Uint8Array([0xff, 0x00]) }, { origin: L1, counter: 2, kind: 'backup-chunk', created: 1, body: new Uint8Array(1000) }])
     assert.ok(r.ok && r.added === 2)
-    assert.deepEqual(s.counts().byKind, { statistics: 0, 'install-report': 1, 'backup-chunk': 1 })
+    assert.deepEqual(s.counts().byKind, { statistics: 0, 'install-report': 1, 'backup-chunk': 1, registration: 0 })
     assert.equal(s.schools()[0]!.unreported, 1)
     s.close()
   })

@@ -15,7 +15,7 @@ import { isValidOrigin } from './origin.ts'
 import type { Custody, Item, ItemKind, Message, RefusalReason } from './types.ts'
 
 const FIELD = { offer: 1, receipt: 2, refusal: 3 } as const
-const KIND: Record<ItemKind, number> = { statistics: 1, 'install-report': 2, 'backup-chunk': 3 }
+const KIND: Record<ItemKind, number> = { statistics: 1, 'install-report': 2, 'backup-chunk': 3, registration: 4 }
 const KIND_OF = new Map(Object.entries(KIND).map(([k, v]) => [v, k as ItemKind]))
 const REASON: Record<RefusalReason, number> = { full: 1, busy: 2, declined: 3 }
 const REASON_OF = new Map(Object.entries(REASON).map(([k, v]) => [v, k as RefusalReason]))

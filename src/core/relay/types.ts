@@ -1,8 +1,8 @@
 // The values of the relay: items, custody, messages, and what the core takes
 // and gives (protocols/relay.md).
 
-/** What an item carries: a statistics sample, an install report, an (encrypted) backup chunk. */
-export type ItemKind = 'statistics' | 'install-report' | 'backup-chunk'
+/** What an item carries: a statistics sample, an install report, an (encrypted) backup chunk, a laptop's registration (made by its school server). */
+export type ItemKind = 'statistics' | 'install-report' | 'backup-chunk' | 'registration'
 
 /**
  * One outbox item. (origin, counter) names it everywhere: the origin (the

@@ -204,6 +204,13 @@ export class Reader {
     return { field, wire }
   }
 
+  /** A reader over the next length-delimited field (an embedded message), named `what` in errors. */
+  sub (what: string): Reader {
+    const b = this.bytes()
+    const start = b.byteOffset - this.buf.byteOffset
+    return new Reader(this.buf, what, start, start + b.length)
+  }
+
   /** A length-delimited field's bytes, as a view into the buffer. */
   bytes (): Uint8Array {
     const len = this.uint32()
