@@ -22,6 +22,7 @@ import { addDeployCommands } from './deploy.ts'
 import { TrustError } from '../trust/errors.ts'
 import { addReportCommand } from './report.ts'
 import { addSimCommand } from './sim.ts'
+import { addPasswdCommand } from './passwd.ts'
 
 interface Globals { data?: string, json?: boolean }
 
@@ -232,6 +233,7 @@ addEventsCommand(program)
 addDeployCommands(program)
 addReportCommand(program)
 addSimCommand(program)
+addPasswdCommand(program)
 
 async function main (): Promise<void> {
   try {
