@@ -11,7 +11,8 @@ const FILES: Record<string, { file: string, type: string }> = {
   '/': { file: 'index.html', type: 'text/html; charset=utf-8' },
   '/index.html': { file: 'index.html', type: 'text/html; charset=utf-8' },
   '/dashboard.css': { file: 'dashboard.css', type: 'text/css; charset=utf-8' },
-  '/dashboard.js': { file: 'dashboard.js', type: 'text/javascript; charset=utf-8' }
+  '/dashboard.js': { file: 'dashboard.js', type: 'text/javascript; charset=utf-8' },
+  '/dom.js': { file: 'dom.js', type: 'text/javascript; charset=utf-8' }
 }
 
 /** The mothership's pages (only where the agent keeps a mothership store): the overview and the login. */

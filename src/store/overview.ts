@@ -46,13 +46,8 @@ export interface AdvisoryInput {
   waves: Array<{ percent: number, after_s: number }>
 }
 
-export interface RolloutProgress {
-  name: string
-  kind: string
-  build: string
-  priority: string
-  schools: string[]
-  narrowed_by: string[]
+/** An advisory with its progress. */
+export interface RolloutProgress extends AdvisoryInput {
   /** Known laptops in the targeted schools. */
   laptops: number
   /** Of those, laptops whose latest install report names the build. */

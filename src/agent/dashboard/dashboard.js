@@ -17,18 +17,7 @@
 
   const $ = id => document.getElementById(id)
 
-  /** An element with text children only: strings become text nodes, never markup. */
-  function el (tag, props, ...children) {
-    const e = document.createElement(tag)
-    for (const [k, v] of Object.entries(props || {})) {
-      if (v === undefined || v === null) continue
-      if (k === 'class') e.className = v
-      else if (k === 'text') e.textContent = v
-      else e.setAttribute(k, String(v))
-    }
-    for (const c of children) if (c !== undefined && c !== null) e.append(typeof c === 'string' ? document.createTextNode(c) : c)
-    return e
-  }
+  const { el } = window.xoDom
 
   function shortId (id) {
     if (typeof id !== 'string') return '?'

@@ -11,29 +11,11 @@
   /** A school unheard for this long is marked (underlined, bold). */
   const STALE_MS = 7 * 86400000
   const MAX_BUILD_COLUMNS = 5
-  const SVG = 'http://www.w3.org/2000/svg'
   const state = { overview: null, rollout: null, stats: null, updated: null }
 
   const $ = id => document.getElementById(id)
 
-  function el (tag, props, ...children) {
-    const e = document.createElement(tag)
-    for (const [k, v] of Object.entries(props || {})) {
-      if (v === undefined || v === null) continue
-      if (k === 'class') e.className = v
-      else if (k === 'text') e.textContent = v
-      else e.setAttribute(k, String(v))
-    }
-    for (const c of children) if (c !== undefined && c !== null) e.append(typeof c === 'string' ? document.createTextNode(c) : c)
-    return e
-  }
-
-  function svg (tag, attrs, ...children) {
-    const e = document.createElementNS(SVG, tag)
-    for (const [k, v] of Object.entries(attrs || {})) if (v !== undefined && v !== null) e.setAttribute(k, String(v))
-    for (const c of children) if (c !== undefined && c !== null) e.append(typeof c === 'string' ? document.createTextNode(c) : c)
-    return e
-  }
+  const { el, svg } = window.xoDom
 
   function when (ms) {
     if (typeof ms !== 'number') return '\u2014'
