@@ -29,17 +29,32 @@ function say (text: string): void {
   process.stdout.write(`\n\x1b[1m== ${text}\x1b[0m\n`)
 }
 
-/** Runs xo-mesh and echoes it; resolves with its last line. Asynchronous: the demo's page forwarders live in this process. */
-async function xo (args: string[]): Promise<string> {
-  process.stdout.write(`$ xo-mesh ${args.map(a => (a.startsWith(work) ? relative(repo, a) : a)).join(' ')}\n`)
+/** Runs xo-mesh; resolves with its stdout. Asynchronous: the demo's page forwarders live in this process. */
+async function run (args: string[]): Promise<string> {
   const child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, XO_MESH_NO_PROGRESS: '1' }, stdio: ['ignore', 'pipe', 'inherit'] })
   let out = ''
   child.stdout.setEncoding('utf8')
   child.stdout.on('data', (d: string) => { out += d })
   const code = await new Promise<number | null>(resolve => child.on('close', resolve))
-  process.stdout.write(out.split('\n').map(l => (l === '' ? l : `  ${l}`)).join('\n'))
   if (code !== 0) throw new Error(`demo: xo-mesh ${args.join(' ')} exited ${code}`)
+  return out
+}
+
+/** Echoes a command and its output as the demo shows them; returns the output's last line. */
+function show (args: string[], out: string): string {
+  process.stdout.write(`$ xo-mesh ${args.map(a => (a.startsWith(work) ? relative(repo, a) : a)).join(' ')}\n`)
+  process.stdout.write(out.split('\n').map(l => (l === '' ? l : `  ${l}`)).join('\n'))
   return out.trim().split('\n').pop()!.trim()
+}
+
+async function xo (args: string[]): Promise<string> {
+  return show(args, await run(args))
+}
+
+/** Several xo-mesh commands at once (a loaded machine starts each slowly), shown in order. */
+async function xoAll (commands: string[][]): Promise<void> {
+  const outs = await Promise.all(commands.map(run))
+  commands.forEach((args, i) => { show(args, outs[i]!) })
 }
 
 function bytes (seed: string, size: number): Buffer {
@@ -138,6 +153,8 @@ async function until<T> (what: string, probe: () => Promise<T | undefined>, time
 
 interface Laptop { name: string, data: string, proc?: ChildProcess, peerId?: string, addr?: string, ns?: string }
 const laptops: Laptop[] = []
+/** Every laptop started, up or not yet: what to stop. */
+const starting: Laptop[] = []
 
 // ---- network namespaces, when root ----
 
@@ -204,7 +221,7 @@ async function forward (ns: string, port: number, sock: string): Promise<void> {
 }
 
 const stopAll = (): void => {
-  for (const l of laptops) l.proc?.kill('SIGTERM')
+  for (const l of starting) l.proc?.kill('SIGTERM')
   for (const h of helpers) h.kill('SIGTERM')
   for (const f of forwards) f.close()
   removeNamespaces()
@@ -219,8 +236,10 @@ if (NETNS) {
 } else {
   say(`A classroom: ${LAPTOPS} laptops, each running the agent (loopback ports, logs in .demo/xo-N/agent.log)`)
 }
-for (let i = 1; i <= LAPTOPS; i++) {
+/** Starts laptop i (its agent in its namespace, or on loopback told of the laptops already up); resolves once its API answers. */
+async function startLaptop (i: number, known: Laptop[]): Promise<Laptop> {
   const l: Laptop = { name: `xo-${i}`, data: join(work, `xo-${i}`), ...(NETNS ? { ns: `${PREFIX}n${i}` } : {}) }
+  starting.push(l)
   await mkdir(l.data, { recursive: true })
   // the election's timers shortened so the failover below is quick to watch (defaults: 2 s, 7 s, 2 s, 30 s)
   await writeFile(join(l.data, 'config.yaml'), `blocks:\n  upload_rate: ${UPLOAD_RATE}\nelection:\n  heartbeat_s: 1\n  failure_timeout_s: 3\n  settle_s: 1\n  hold_s: 10\n`)
@@ -234,16 +253,23 @@ for (let i = 1; i <= LAPTOPS; i++) {
   } else {
     // No multicast on loopback, so each laptop is told of the ones already up
     // (on a real LAN, mDNS finds them: docs/agent.md).
-    const peers = laptops.map(p => `${p.addr!}/p2p/${p.peerId!}`)
+    const peers = known.map(p => `${p.addr!}/p2p/${p.peerId!}`)
     const args = [bin, '--data', l.data, 'agent', '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--api', '127.0.0.1:0', '--log-file', 'agent.log', ...(peers.length > 0 ? ['--peer', ...peers] : [])]
     l.proc = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, ...power } })
   }
-  const id = await until(`${l.name} to start`, async () => await apiGet(l.data, '/id') as { peerId: string, addrs: string[] })
+  const id = await until(`${l.name} to start`, async () => await apiGet(l.data, '/id') as { peerId: string, addrs: string[] }, 60_000)
   l.peerId = id.peerId
   l.addr = id.addrs.find(a => a.startsWith(NETNS ? '/ip4/10.78.' : '/ip4/127.0.0.1/tcp/'))?.replace(/\/p2p\/.*$/, '')
+  return l
+}
+
+const numbers = Array.from({ length: LAPTOPS }, (_, k) => k + 1)
+// in namespaces mDNS introduces them: all start at once; on loopback each is told of those before it
+if (NETNS) laptops.push(...await Promise.all(numbers.map(async i => await startLaptop(i, []))))
+else for (const i of numbers) laptops.push(await startLaptop(i, laptops))
+for (const l of laptops) {
   const page = (await readFile(join(l.data, 'api'), 'utf8')).trim()
-  process.stdout.write(`  ${l.name}  ${l.peerId}  ${l.addr ?? '(no address?)'}  page ${page.startsWith('http') ? page : `http://${page}`}/\n`)
-  laptops.push(l)
+  process.stdout.write(`  ${l.name}  ${l.peerId!}  ${l.addr ?? '(no address?)'}  page ${page.startsWith('http') ? page : `http://${page}`}/\n`)
 }
 if (NETNS) process.stdout.write('  (each page is the agent\'s API in its namespace, forwarded to the same port on this machine\'s loopback while the demo runs)\n')
 await until('every laptop to see the other four', async () => {
@@ -259,7 +285,7 @@ await writeFile(join(work, 'activity', 'activity.info'), '[Activity]\nname = Sam
 const act = await xo(['--data', laptops[0]!.data, 'add', join(work, 'activity'), '--name', 'sample-activity-7', '--kind', 'activity'])
 
 say(`The other laptops ask for it (xo-mesh fetch ${act.slice(0, 12)}...) and fetch from every peer that has blocks`)
-for (const l of laptops.slice(1)) await xo(['--data', l.data, 'fetch', act])
+await xoAll(laptops.slice(1).map(l => ['--data', l.data, 'fetch', act]))
 interface BuildProgress { complete: boolean, bytes: number, have_bytes: number, sources: Array<{ peerId: string, bytes: number }> }
 const names = new Map(laptops.map(l => [l.peerId!, l.name]))
 const started = Date.now()
@@ -286,10 +312,7 @@ for (;;) {
 process.stdout.write(`  all ${LAPTOPS - 1} laptops complete in ${((Date.now() - started) / 1000).toFixed(1)} s; xo-1 alone, at its upload cap, would need ${(4 * 24_000_000 / UPLOAD_RATE).toFixed(0)} s\n`)
 
 say('Each laptop\'s status')
-for (const l of laptops) {
-  process.stdout.write(`-- ${l.name}\n`)
-  await xo(['--data', l.data, 'status'])
-}
+await xoAll(laptops.map(l => ['--data', l.data, 'status']))
 say(`Who sent what: xo-${LAPTOPS}'s peers`)
 await xo(['--data', laptops[LAPTOPS - 1]!.data, 'peers'])
 
