@@ -27,8 +27,8 @@ import { API_PREFIX, readJsonBody, sendJson, type Guard } from './api.ts'
 export const PASSWORD_FILE = 'mothership-password'
 export const TOKEN_FILE = 'api-token'
 export const COOKIE = 'xo-mesh-session'
-/** A session lasts this long after its last use. */
-export const SESSION_IDLE_MS = 12 * 3600_000
+/** A session lasts this long from its login (the cookie's Max-Age too). */
+export const SESSION_MS = 12 * 3600_000
 /** Sessions kept at most (the oldest goes). */
 export const MAX_SESSIONS = 64
 /** Failed logins allowed per client address in FAILURE_WINDOW_MS, and from everyone together. */
@@ -202,7 +202,6 @@ export class SessionGuard implements Guard {
       this.sessions.delete(id ?? '')
       return false
     }
-    this.sessions.set(id, now + SESSION_IDLE_MS)
     return true
   }
 
@@ -266,9 +265,9 @@ export class SessionGuard implements Guard {
     const now = this.clock()
     for (const [k, exp] of this.sessions) if (exp <= now) this.sessions.delete(k)
     while (this.sessions.size >= MAX_SESSIONS) this.sessions.delete(this.sessions.keys().next().value!)
-    this.sessions.set(id, now + SESSION_IDLE_MS)
+    this.sessions.set(id, now + SESSION_MS)
     this.log.info('logged in', { client })
-    res.setHeader('Set-Cookie', `${COOKIE}=${id}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${SESSION_IDLE_MS / 1000}`)
+    res.setHeader('Set-Cookie', `${COOKIE}=${id}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${SESSION_MS / 1000}`)
     res.writeHead(204, { 'Cache-Control': 'no-store' }).end()
     return true
   }

@@ -114,7 +114,7 @@ describe('the mothership\'s login', function () {
       assert.equal((await call(port, '/', { headers: jar })).status, 200)
       assert.equal(JSON.parse((await call(port, '/api/v1/session', { headers: jar })).body).authenticated, true)
       assert.equal((await call(port, '/api/v1/status', { headers: { Cookie: `${COOKIE}=forged` } })).status, 401)
-      // idle for longer than a session lasts
+      // later than a session lasts
       now += 13 * 3600_000
       assert.equal((await call(port, '/api/v1/status', { headers: jar })).status, 401)
       const again = String((await login(port, PASSWORD)).headers['set-cookie']).split(';')[0]!
