@@ -107,7 +107,14 @@ export async function setPassword (dataDir: string, password: string): Promise<v
 export class LoginLimiter {
   private readonly failures = new Map<string, number[]>()
   private all: number[] = []
-  constructor (private readonly clock: () => number = Date.now, private readonly limits = { perClient: MAX_FAILURES, all: MAX_FAILURES_ALL, windowMs: FAILURE_WINDOW_MS }) {}
+  // plain fields, not parameter properties: the agent also runs under Node's type stripping (agentd)
+  private readonly clock: () => number
+  private readonly limits: { perClient: number, all: number, windowMs: number }
+
+  constructor (clock: () => number = Date.now, limits = { perClient: MAX_FAILURES, all: MAX_FAILURES_ALL, windowMs: FAILURE_WINDOW_MS }) {
+    this.clock = clock
+    this.limits = limits
+  }
 
   /** Ms until client may try again, 0 when it may now. */
   wait (client: string): number {
