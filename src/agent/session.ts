@@ -53,11 +53,11 @@ async function derive (password: string, salt: Buffer, params: { N: number, r: n
   })
 }
 
-/** The scrypt hash of a password with a new random salt. */
-export async function hashPassword (password: string): Promise<PasswordHash> {
+/** The scrypt hash of a password with a new random salt (`N`: the cost, a power of two; tests take a cheap one). */
+export async function hashPassword (password: string, N = SCRYPT.N): Promise<PasswordHash> {
   const salt = randomBytes(16)
-  const key = await derive(password, salt, SCRYPT)
-  return { algorithm: 'scrypt', N: SCRYPT.N, r: SCRYPT.r, p: SCRYPT.p, salt: salt.toString('base64'), hash: key.toString('base64') }
+  const key = await derive(password, salt, { ...SCRYPT, N })
+  return { algorithm: 'scrypt', N, r: SCRYPT.r, p: SCRYPT.p, salt: salt.toString('base64'), hash: key.toString('base64') }
 }
 
 /** Whether password matches the hash (constant time in the comparison). */
@@ -90,12 +90,12 @@ export async function readPasswordHash (dataDir: string): Promise<PasswordHash |
 }
 
 /** Sets the password of a data directory (atomically, mode 0600). Throws on one shorter than MIN_PASSWORD. */
-export async function setPassword (dataDir: string, password: string): Promise<void> {
+export async function setPassword (dataDir: string, password: string, N = SCRYPT.N): Promise<void> {
   if (password.length < MIN_PASSWORD) throw new RangeError(`a password needs at least ${MIN_PASSWORD} characters`)
   if (password.length > MAX_PASSWORD) throw new RangeError(`a password has at most ${MAX_PASSWORD} characters`)
   const path = join(dataDir, PASSWORD_FILE)
   const tmp = `${path}.${process.pid}.tmp`
-  await writeFile(tmp, JSON.stringify(await hashPassword(password)) + '\n', { mode: 0o600 })
+  await writeFile(tmp, JSON.stringify(await hashPassword(password, N)) + '\n', { mode: 0o600 })
   await rename(tmp, path)
 }
 
