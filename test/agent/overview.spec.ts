@@ -43,7 +43,7 @@ function count (dataDir: string): number {
 }
 
 describe('the mothership\'s overview in Chromium', function () {
-  this.timeout(120_000)
+  this.timeout(180_000)
   let t: Awaited<ReturnType<typeof tempDir>>
   const agents: AgentProcess[] = []
   let mothership: AgentProcess
@@ -115,7 +115,7 @@ describe('the mothership\'s overview in Chromium', function () {
     await post(urls[1]!, 'statistics', { school: 'Escuela 12', sampled_at: now, battery: 47, outbox_items: 2 })
     await post(urls[2]!, 'install-report', { school: 'Escuela 40', build: OLD_BUILD, name: 'os-2026.10', installed_at: now })
     urlM = await mothership.started(60_000)
-    await until('the relay to bring the five items to the mothership', 45_000, () => (count(dir('mothership')) >= 5 ? true : undefined), 200)
+    await until('the relay to bring the five items to the mothership', 90_000, () => (count(dir('mothership')) >= 5 ? true : undefined), 200)
 
     context = await browser
     page = context.pages()[0] ?? await context.newPage()
