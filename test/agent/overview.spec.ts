@@ -53,7 +53,7 @@ describe('the mothership\'s overview in Chromium', function () {
   let cid: string
   const dir = (name: string): string => join(t.dir, name)
   const ok = async (args: string[]): Promise<string> => {
-    const r = await xo(args, { timeoutMs: 30_000 })
+    const r = await xo(args, { timeoutMs: 90_000 })
     assert.equal(r.code, 0, `xo-mesh ${args.join(' ')}: ${r.stderr}`)
     return r.stdout
   }

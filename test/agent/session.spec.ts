@@ -16,7 +16,7 @@ interface Reply { status: number, headers: Record<string, string | string[] | un
 
 function call (port: number, path: string, options: { method?: string, headers?: Record<string, string>, body?: string, host?: string } = {}): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: options.host ?? '127.0.0.1', port, path, method: options.method ?? 'GET', headers: options.headers ?? {}, timeout: 5000 }, res => {
+    const req = request({ host: options.host ?? '127.0.0.1', port, path, method: options.method ?? 'GET', headers: options.headers ?? {}, timeout: 20_000 }, res => {
       let body = ''
       res.setEncoding('utf8')
       res.on('data', (d: string) => { body += d })
