@@ -22,6 +22,7 @@ import { ListenError } from './errors.ts'
 import { loadIdentity } from './identity.ts'
 import { LiveFeed } from './live.ts'
 import { DataDirLock } from './lock.ts'
+import { addMothershipPages } from './overview.ts'
 import { dashboardPages } from './pages.ts'
 import { addCoreRoutes } from './routes.ts'
 
@@ -195,6 +196,10 @@ export class Agent {
 
     await this.watcher.start()
     this.undo.push({ what: 'build index', fn: () => { this.watcher.stop() } })
+
+    // the mothership's overview and login, keyed on its store being here (the relay's sink made it)
+    const mothership = await addMothershipPages({ dataDir: this.dataDir, api: this.api, logger: this.log })
+    if (mothership !== undefined) this.undo.push({ what: 'mothership pages', fn: mothership })
 
     const { host, port } = parseHostPort(this.config.api)
     const bound = await this.api.listen(host, port)

@@ -28,6 +28,15 @@ interface Route { method: ApiMethod, segments: string[], handler: ApiHandler }
 /** A static file of the dashboard, or undefined when there is none at `pathname`. */
 export type PageSource = (pathname: string) => Promise<{ type: string, body: Buffer } | undefined>
 
+/**
+ * Stands before every request that passed the Host and Origin checks (the
+ * mothership's login, src/agent/session.ts): answers it itself and returns
+ * true (a login, a refusal, a redirect), or returns false to let it through.
+ */
+export interface Guard {
+  handle (req: IncomingMessage, res: ServerResponse, pathname: string): Promise<boolean>
+}
+
 export function isLoopback (host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host)
 }
@@ -45,11 +54,23 @@ export class ApiServer implements ApiRoutes {
   private server?: Server
   private readonly closing = new AbortController()
   private bound?: { host: string, port: number }
-  private readonly pages: PageSource | undefined
+  private readonly pages: PageSource[] = []
+  private guard: Guard | undefined
 
   constructor (logger: Logger, options: { pages?: PageSource } = {}) {
     this.log = logger.child('api')
-    this.pages = options.pages
+    if (options.pages !== undefined) this.pages.push(options.pages)
+  }
+
+  /** More pages, looked up after those already there (the mothership's overview). */
+  addPages (source: PageSource): void {
+    this.pages.push(source)
+  }
+
+  /** Puts a guard before every request (one at most). */
+  setGuard (guard: Guard): void {
+    if (this.guard !== undefined) throw new Error('the API already has a guard')
+    this.guard = guard
   }
 
   add (method: ApiMethod, path: string, handler: ApiHandler): void {
@@ -154,23 +175,24 @@ export class ApiServer implements ApiRoutes {
       const why = this.refuse(req)
       if (why !== undefined) {
         this.log.warn('refused a request', { why, origin: req.headers.origin, host: req.headers.host, url: req.url })
-        return send(res, 403, { error: why })
+        return sendJson(res, 403, { error: why })
       }
       const url = new URL(req.url ?? '/', 'http://localhost')
+      if (this.guard !== undefined && await this.guard.handle(req, res, url.pathname)) return
       if (!url.pathname.startsWith(API_PREFIX + '/')) return await this.page(req, res, url.pathname)
       const m = this.match(req.method ?? 'GET', url.pathname.slice(API_PREFIX.length))
-      if (m === undefined) return send(res, 404, { error: `no such endpoint: ${url.pathname}` })
+      if (m === undefined) return sendJson(res, 404, { error: `no such endpoint: ${url.pathname}` })
       if (m.route === undefined) {
         res.setHeader('Allow', m.allow.join(', '))
-        return send(res, 405, { error: `${req.method} is not allowed on ${url.pathname}` })
+        return sendJson(res, 405, { error: `${req.method} is not allowed on ${url.pathname}` })
       }
-      const body = await readBody(req)
+      const body = await readJsonBody(req)
       const reply = await m.route.handler({ params: m.params, query: url.searchParams, body, signal: controller.signal })
       await this.reply(res, reply, controller.signal)
     } catch (err) {
-      if (err instanceof ApiError) return send(res, err.status, { error: err.message })
+      if (err instanceof ApiError) return sendJson(res, err.status, { error: err.message })
       this.log.error('request failed', { url: req.url, error: err })
-      if (!res.headersSent) send(res, 500, { error: (err as Error).message })
+      if (!res.headersSent) sendJson(res, 500, { error: (err as Error).message })
       else res.destroy()
     } finally {
       this.closing.signal.removeEventListener('abort', stopListening)
@@ -179,18 +201,19 @@ export class ApiServer implements ApiRoutes {
 
   /** A file of the dashboard (GET or HEAD outside /api/v1), or 404. */
   private async page (req: IncomingMessage, res: ServerResponse, pathname: string): Promise<void> {
-    const file = this.pages !== undefined ? await this.pages(pathname) : undefined
-    if (file === undefined) return send(res, 404, { error: `no such page (the API is under ${API_PREFIX}/)` })
+    let file: { type: string, body: Buffer } | undefined
+    for (const source of this.pages) if ((file = await source(pathname)) !== undefined) break
+    if (file === undefined) return sendJson(res, 404, { error: `no such page (the API is under ${API_PREFIX}/)` })
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.setHeader('Allow', 'GET, HEAD')
-      return send(res, 405, { error: `${req.method} is not allowed on ${pathname}` })
+      return sendJson(res, 405, { error: `${req.method} is not allowed on ${pathname}` })
     }
     res.writeHead(200, { ...HEADERS, ...PAGE_HEADERS, 'Content-Type': file.type, 'Content-Length': file.body.length })
     res.end(req.method === 'HEAD' ? undefined : file.body)
   }
 
   private async reply (res: ServerResponse, reply: ApiReply, signal: AbortSignal): Promise<void> {
-    if ('body' in reply) return send(res, reply.status ?? 200, reply.body)
+    if ('body' in reply) return sendJson(res, reply.status ?? 200, reply.body)
     if ('events' in reply) {
       // no Content-Length, no compression, no proxy buffering: each event goes out as written
       res.writeHead(reply.status ?? 200, { ...HEADERS, 'Content-Type': 'text/event-stream; charset=utf-8', 'X-Accel-Buffering': 'no' })
@@ -240,14 +263,15 @@ const PAGE_HEADERS = {
   'Referrer-Policy': 'no-referrer'
 }
 
-function send (res: ServerResponse, status: number, body: unknown): void {
+/** Sends a JSON reply with the API's headers. */
+export function sendJson (res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body, null, 2) + '\n'
   res.writeHead(status, { ...HEADERS, 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(text) })
   res.end(text)
 }
 
-/** The JSON body of a POST/PUT, or undefined for other methods. */
-async function readBody (req: IncomingMessage): Promise<unknown> {
+/** The JSON body of a POST/PUT, or undefined for other methods; ApiError (400, 413, 415) when it is not one. */
+export async function readJsonBody (req: IncomingMessage): Promise<unknown> {
   if (req.method !== 'POST' && req.method !== 'PUT') return undefined
   const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase()
   if (req.headers['content-length'] === '0' || (type === '' && req.headers['transfer-encoding'] === undefined && req.headers['content-length'] === undefined)) return undefined

@@ -7,6 +7,19 @@ import { join } from 'node:path'
 import { API_FILE } from './constants.ts'
 import { AgentError, NoAgentError } from './errors.ts'
 
+/** DATA/api-token (the mothership's API wants it: src/agent/session.ts); the same name as session.ts's, not imported to keep this file light. */
+const TOKEN_FILE = 'api-token'
+
+/** The Authorization header for the agent of dataDir: its token when it wrote one, else nothing. */
+export async function authHeader (dataDir: string): Promise<Record<string, string>> {
+  try {
+    const token = (await readFile(join(dataDir, TOKEN_FILE), 'utf8')).trim()
+    return token === '' ? {} : { Authorization: `Bearer ${token}` }
+  } catch {
+    return {}
+  }
+}
+
 export const DEFAULT_TIMEOUT_MS = 10_000
 
 /** The agent's API URL for this data directory; NoAgentError when none is running. */
@@ -28,10 +41,11 @@ export async function callAgent (dataDir: string, path: string, options: { body?
   const base = await apiUrlOf(dataDir)
   const url = new URL('/api/v1' + path, base)
   const payload = options.body !== undefined ? JSON.stringify(options.body) : undefined
+  const auth = await authHeader(dataDir)
   return await new Promise((resolve, reject) => {
     const req = request(url, {
       method: payload !== undefined ? 'POST' : 'GET',
-      headers: { Accept: 'application/json', ...(payload !== undefined ? { 'Content-Type': 'application/json' } : {}) },
+      headers: { Accept: 'application/json', ...auth, ...(payload !== undefined ? { 'Content-Type': 'application/json' } : {}) },
       timeout: options.timeoutMs ?? DEFAULT_TIMEOUT_MS
     }, res => {
       const parts: Buffer[] = []
@@ -75,8 +89,9 @@ export interface AgentEvent { event: string, data: unknown, id?: string }
  */
 export async function followAgent (dataDir: string, path: string, onEvent: (e: AgentEvent) => void, signal?: AbortSignal): Promise<void> {
   const base = await apiUrlOf(dataDir)
+  const auth = await authHeader(dataDir)
   await new Promise<void>((resolve, reject) => {
-    const req = request(new URL('/api/v1' + path, base), { headers: { Accept: 'text/event-stream' }, ...(signal !== undefined ? { signal } : {}) }, res => {
+    const req = request(new URL('/api/v1' + path, base), { headers: { Accept: 'text/event-stream', ...auth }, ...(signal !== undefined ? { signal } : {}) }, res => {
       if ((res.statusCode ?? 500) >= 400) {
         res.resume()
         reject(new AgentError('ERR_API', `the agent refused: HTTP ${res.statusCode}`, { exitCode: 1 }))

@@ -11,14 +11,29 @@ const FILES: Record<string, { file: string, type: string }> = {
   '/': { file: 'index.html', type: 'text/html; charset=utf-8' },
   '/index.html': { file: 'index.html', type: 'text/html; charset=utf-8' },
   '/dashboard.css': { file: 'dashboard.css', type: 'text/css; charset=utf-8' },
-  '/dashboard.js': { file: 'dashboard.js', type: 'text/javascript; charset=utf-8' }
+  '/dashboard.js': { file: 'dashboard.js', type: 'text/javascript; charset=utf-8' },
+  '/dom.js': { file: 'dom.js', type: 'text/javascript; charset=utf-8' }
+}
+
+/** The mothership's pages (only where the agent keeps a mothership store): the overview and the login. */
+const MOTHERSHIP_FILES: Record<string, { file: string, type: string }> = {
+  '/overview': { file: 'overview.html', type: 'text/html; charset=utf-8' },
+  '/overview.js': { file: 'overview.js', type: 'text/javascript; charset=utf-8' },
+  '/overview.css': { file: 'overview.css', type: 'text/css; charset=utf-8' },
+  '/login': { file: 'login.html', type: 'text/html; charset=utf-8' },
+  '/login.js': { file: 'login.js', type: 'text/javascript; charset=utf-8' }
+}
+
+/** A PageSource over the mothership's overview and login pages. */
+export function overviewPages (dir: URL = DIR): PageSource {
+  return dashboardPages(dir, MOTHERSHIP_FILES)
 }
 
 /** A PageSource over the dashboard's files, each read once, on its first request. */
-export function dashboardPages (dir: URL = DIR): PageSource {
+export function dashboardPages (dir: URL = DIR, files: Record<string, { file: string, type: string }> = FILES): PageSource {
   const cache = new Map<string, Promise<Buffer>>()
   return async pathname => {
-    const entry = Object.hasOwn(FILES, pathname) ? FILES[pathname] : undefined
+    const entry = Object.hasOwn(files, pathname) ? files[pathname] : undefined
     if (entry === undefined) return undefined
     let body = cache.get(entry.file)
     if (body === undefined) {

@@ -26,6 +26,7 @@ import { addRosterCommand } from './roster.ts'
 import { addSimCommand } from './sim.ts'
 import { addUsbCommand } from './usb.ts'
 import { addBackupCommands } from './backup.ts'
+import { addPasswdCommand } from './passwd.ts'
 
 interface Globals { data?: string, json?: boolean }
 
@@ -240,6 +241,7 @@ addRosterCommand(program)
 addSimCommand(program)
 addUsbCommand(program)
 addBackupCommands(program)
+addPasswdCommand(program)
 
 async function main (): Promise<void> {
   try {

@@ -1,8 +1,9 @@
 // `xo-mesh report [--school NAME]`: what the mothership knows, per school:
-// laptops seen, builds installed, last contact (docs/upstream.md). Reads the
-// mothership store of the data directory directly (SQLite in WAL mode: a
-// reader does not block the agent writing it). Exit 1 when the data
-// directory holds no mothership store.
+// laptops seen, builds installed, last contact, backlog (docs/upstream.md).
+// Reads the mothership store of the data directory directly (SQLite in WAL
+// mode: a reader does not block the agent writing it) through the same
+// functions the overview's API serves (src/store/overview.ts). Exit 1 when
+// the data directory holds no mothership store.
 import type { Command } from 'commander'
 import { existsSync } from 'node:fs'
 import { join, resolve } from 'node:path'
@@ -27,13 +28,14 @@ export function addReportCommand (program: Command): void {
     .action(async (flags: { school?: string }) => {
       const g = program.opts<{ data?: string, json?: boolean }>()
       const dataDir = resolve(g.data ?? defaultDataDir())
-      const { MOTHERSHIP_FILE, MothershipStore } = await import('../store/mothership.ts')
+      const { MOTHERSHIP_FILE } = await import('../store/mothership.ts')
+      const { Overview } = await import('../store/overview.ts')
       if (!existsSync(join(dataDir, MOTHERSHIP_FILE))) {
         process.stderr.write(`xo-mesh: no mothership store in ${dataDir} (${MOTHERSHIP_FILE}: the mothership agent keeps it)\n`)
         process.exitCode = 1
         return
       }
-      const store = MothershipStore.open(dataDir)
+      const store = Overview.open(dataDir)
       try {
         if (flags.school !== undefined) {
           const rows = store.laptops(flags.school)
@@ -43,8 +45,7 @@ export function addReportCommand (program: Command): void {
           for (const r of rows) out([r.origin.padEnd(52), (r.build_name ?? (r.build !== null ? short(r.build) : '-')).padEnd(24), when(r.last_contact).padEnd(16), String(r.items).padStart(7)].join(' '))
           return
         }
-        const schools = store.schools()
-        const counts = store.counts()
+        const { schools, items: counts } = store.overview()
         if (g.json === true) return out(JSON.stringify({ schools, items: counts }, null, 2))
         if (schools.length === 0) return out('no laptops seen yet')
         out(['SCHOOL'.padEnd(24), 'LAPTOPS'.padStart(7), 'LAST CONTACT'.padEnd(16), 'BUILDS INSTALLED'].join('  '))
@@ -52,6 +53,7 @@ export function addReportCommand (program: Command): void {
           const builds = s.builds.map(b => `${b.name ?? short(b.build)} ×${b.laptops}`)
           if (s.unreported > 0) builds.push(`none reported ×${s.unreported}`)
           if (s.failed_installs > 0) builds.push(`(${s.failed_installs} failed installs)`)
+          if (s.backlog.missing > 0 || (s.backlog.reported ?? 0) > 0) builds.push(`(backlog: ${s.backlog.missing} missing${s.backlog.reported !== null ? `, ${s.backlog.reported} in outboxes` : ''})`)
           out([s.school.padEnd(24), String(s.laptops).padStart(7), when(s.last_contact).padEnd(16), builds.join(', ')].join('  '))
         }
         out(`${counts.items} items from ${counts.origins} laptops: ${counts.byKind.statistics} statistics samples, ${counts.byKind['install-report']} install reports, ${counts.byKind['backup-chunk']} backup chunks${counts.conflicts > 0 ? `; ${counts.conflicts} conflicts (one identity on two laptops?)` : ''}`)

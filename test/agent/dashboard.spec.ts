@@ -115,12 +115,29 @@ describe('the agent\'s page in Chromium', function () {
     await page.waitForSelector('#feed[data-mode="live"]', { timeout: 10_000 })
     for (const id of [a.peerId, b.peerId]) await page.waitForSelector(`#peers tr[data-peer="${id}"]`, { timeout: 10_000 })
     assert.equal(await page.getAttribute('#self-id', 'title'), c.peerId)
-    assert.equal(await page.textContent('#self-role'), 'peer')
-    assert.equal(await page.textContent('#self-server'), 'none elected')
-    assert.equal(await page.textContent('#self-term'), '0')
+    // role, server and term as the status says (on a loaded machine the election may be over already)
+    await until('the page to show the elected school server', 20_000, async () => {
+      const s = (await api(urlC, '/status')).body as { role: string, server: string | null, term: number }
+      const role = await page.textContent('#self-role')
+      const server = await page.textContent('#self-server')
+      const term = await page.textContent('#self-term')
+      const want = s.server === null ? 'none elected' : s.server === c.peerId ? 'this laptop' : shortId(s.server)
+      return role === (s.role === 'server' ? 'SCHOOL SERVER' : 'peer') && server === want && term === String(s.term) && s.server !== null ? true : undefined
+    }, 250)
+    const server = await page.getAttribute('#self-server', 'title')
+    assert.ok([a.peerId, b.peerId, c.peerId].includes(server!), `the server is one of the three: ${server}`)
     const row = await page.textContent(`#peers tr[data-peer="${a.peerId}"]`)
     assert.ok(row !== null && row.includes(shortId(a.peerId)) && row.includes('static') && row.includes('127.0.0.1'), String(row))
     assert.equal(await page.locator('#peers tbody tr').count(), 2)
+    // the outbox and the upstream (the relay), the advisories (none provisioned here)
+    await until('the outbox to show', 10_000, async () => ((await page.textContent('#outbox-size'))?.startsWith('0 items') === true ? true : undefined), 100)
+    assert.match(await page.textContent('#outbox-contact') ?? '', /never since the agent started/)
+    assert.match(await page.textContent('#advisory-snapshot') ?? '', /Advisories are off/)
+    // a neighbour's capability facts, once its first claim is in
+    await until('a neighbour\'s capability facts', 15_000, async () => ((await page.textContent(`#peers tr[data-peer="${a.peerId}"]`))?.includes('capability ') === true ? true : undefined), 200)
+    // an agent that is not a mothership has no login and no overview
+    assert.equal(await page.locator('#nav').isHidden(), true)
+    assert.equal((await api(urlC, '/overview')).status, 404)
   })
 
   it('shows a build\'s progress moving to complete during a real transfer', async () => {

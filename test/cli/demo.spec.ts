@@ -10,7 +10,7 @@ const repo = resolve(fileURLToPath(import.meta.url), '../../..')
 describe('npm run demo', function () {
   this.timeout(180_000)
 
-  it('narrates the USB round trip, a build spreading to four laptops and an election with a failover, then stops its agents', () => {
+  it('narrates the USB round trip, a build spreading to four laptops and an election with a failover, then stops its agents and removes its namespaces', () => {
     const r = spawnSync(process.execPath, ['--import', 'tsx', join(repo, 'scripts', 'demo.ts')], { cwd: repo, encoding: 'utf8', timeout: 170_000 })
     assert.equal(r.status, 0, r.stderr)
     assert.match(r.stdout, /verify/)
@@ -25,5 +25,12 @@ describe('npm run demo', function () {
     assert.match(r.stdout, /elected .* as its school server/)
     const left = spawnSync('pgrep', ['-f', join(repo, '.demo')], { encoding: 'utf8' })
     assert.equal(left.stdout.trim(), '', 'agents left running')
+    // each laptop's page URL is printed; as root, the classroom ran in network namespaces, found by mDNS, and they are gone
+    assert.equal(r.stdout.split('\n').filter(l => /^ {2}xo-\d {2}12D3KooW\w+ {2}\S+ {2}page http:\/\/127\.0\.0\.1:\d+\/$/.test(l)).length, 5, r.stdout)
+    if (r.stdout.includes('each in its own network namespace')) {
+      assert.match(r.stdout, /xo-1 {2}\w+ {2}\/ip4\/10\.78\.0\.1\/tcp\/\d+ {2}page/)
+      const ns = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout
+      assert.ok(!ns.split('\n').some(l => l.startsWith(`xd${r.pid % 100000}`)), `namespaces left: ${ns}`)
+    }
   })
 })

@@ -17,18 +17,7 @@
 
   const $ = id => document.getElementById(id)
 
-  /** An element with text children only: strings become text nodes, never markup. */
-  function el (tag, props, ...children) {
-    const e = document.createElement(tag)
-    for (const [k, v] of Object.entries(props || {})) {
-      if (v === undefined || v === null) continue
-      if (k === 'class') e.className = v
-      else if (k === 'text') e.textContent = v
-      else e.setAttribute(k, String(v))
-    }
-    for (const c of children) if (c !== undefined && c !== null) e.append(typeof c === 'string' ? document.createTextNode(c) : c)
-    return e
-  }
+  const { el } = window.xoDom
 
   function shortId (id) {
     if (typeof id !== 'string') return '?'
@@ -205,8 +194,48 @@
     $('parts').replaceChildren(...items)
   }
 
+  /** The advisory snapshot held and the advisories for this laptop, with their rollout wave when the status gives one. */
+  function renderAdvisories () {
+    const a = state.status && state.status.components && state.status.components.advisory
+    const line = $('advisory-snapshot')
+    if (!a || a.enabled === false) {
+      line.textContent = 'Advisories are off: no deployment root key is provisioned (advisory.root_key).'
+      $('advisories').replaceChildren()
+      return
+    }
+    const snap = a.snapshot
+    line.textContent = snap
+      ? 'Snapshot v' + snap.version + ' (' + snap.advisories + ' in all), issued ' + String(snap.issued).slice(0, 10) + ', expires ' + String(snap.expires).slice(0, 10) + (a.refused && a.refused.length > 0 ? '; ' + a.refused.length + ' refused lately' : '')
+      : 'No advisory snapshot held yet (root v' + a.root_version + ').'
+    const mine = a.for_this_laptop || []
+    const items = mine.map(x => {
+      const wave = x.wave !== undefined && x.wave !== null
+        ? ' · wave ' + (typeof x.wave === 'object' ? facts(x.wave) : String(x.wave))
+        : x.rollout ? ' · rollout ' + facts(x.rollout) : ''
+      const held = buildList().find(b => b.cid === x.build)
+      const have = held ? (held.complete ? ' · held' : ' · fetching') : ' · not held yet'
+      return el('li', { 'data-build': x.build }, el('b', { text: x.name }), ' ' + x.kind + ', ' + x.priority + ', ' + bytes(x.size) + have + wave)
+    })
+    if (items.length === 0 && snap) items.push(el('li', { class: 'empty', text: 'None of them is for this laptop.' }))
+    $('advisories').replaceChildren(...items)
+  }
+
+  /** The relay: outbox, next hop, when it last answered. */
+  function renderOutbox () {
+    const r = state.status && state.status.components && state.status.components.relay
+    if (!r) return
+    const server = state.status.server
+    $('outbox-size').textContent = r.sink ? 'none: this is the mothership (items end in its store)' : r.outbox ? r.outbox.items + ' items, ' + bytes(r.outbox.bytes) + (r.outbox.origins > 1 ? ', from ' + r.outbox.origins + ' laptops' : '') : '?'
+    $('outbox-hop').textContent = r.sink ? '—' : r.upstream === null ? 'none' + (state.status.role === 'server' ? ' (no upstream configured)' : ' (no server elected)') : shortId(r.upstream) + (r.upstream === server ? ' (school server)' : '') + (r.upstream_connected ? ', connected' : ', not connected')
+    $('outbox-hop').title = r.upstream || ''
+    $('outbox-contact').textContent = r.last_upstream_contact ? clock(r.last_upstream_contact) + ' (' + duration(Math.max(0, Math.round((Date.now() - Date.parse(r.last_upstream_contact)) / 1000))) + ' ago)' : 'never since the agent started'
+    $('outbox-relayed').textContent = (r.core ? (r.core.itemsSent || 0) + ' sent, ' : '') + (r.itemsAccepted || 0) + ' taken from peers, ' + (r.duplicatesDropped || 0) + ' duplicates dropped'
+  }
+
   function render () {
     renderSelf()
+    renderAdvisories()
+    renderOutbox()
     renderParts()
     renderBuilds()
     renderPeers()
@@ -239,6 +268,8 @@
   let pollTimer = null
   async function getJson (path) {
     const r = await fetch(API + path, { headers: { Accept: 'application/json' }, cache: 'no-store' })
+    // the mothership wants a session
+    if (r.status === 401) location.replace('/login?next=/')
     if (r.status === 404) return null
     if (!r.ok) throw new Error(path + ': HTTP ' + r.status)
     return await r.json()
@@ -298,5 +329,7 @@
     }
   }
 
+  // a mothership answers /session: offer its overview
+  fetch(API + '/session', { cache: 'no-store' }).then(r => { if (r.ok) $('nav').hidden = false }).catch(() => {})
   connect()
 })()

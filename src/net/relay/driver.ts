@@ -89,6 +89,8 @@ export class RelayDriver implements MeshComponent {
   private readonly unsubscribe: Array<() => void> = []
   private stopped = false
   private trips: Promise<unknown> = Promise.resolve()
+  /** When the next hop last answered (a receipt or a refusal), ms since the epoch. */
+  private lastUpstream: number | undefined
   /** Items taken into custody, and duplicates dropped, since start. */
   readonly counters = { itemsAccepted: 0, duplicatesDropped: 0, itemsForgotten: 0, malformedFrames: 0 }
 
@@ -146,6 +148,7 @@ export class RelayDriver implements MeshComponent {
     return {
       upstream: this.hop?.peerId ?? null,
       upstream_connected: this.up !== undefined && !this.up.ended,
+      last_upstream_contact: this.lastUpstream !== undefined ? new Date(this.lastUpstream).toISOString() : null,
       sink: this.sinkStore !== undefined,
       outbox: this.outbox?.size ?? null,
       batches_in_flight: this.core.batchesInFlight,
@@ -248,7 +251,7 @@ export class RelayDriver implements MeshComponent {
     }
     const peer = hop.peerId
     const s: RelayStream = new RelayStream(peer, stream, {
-      message: m => { this.input({ type: 'message', peer, message: m }) },
+      message: m => { this.lastUpstream = Date.now(); this.input({ type: 'message', peer, message: m }) },
       malformed: reason => { this.counters.malformedFrames++; this.log.warn('malformed frame from upstream', { peerId: peer, reason }) },
       ended: why => {
         if (this.up === s) this.up = undefined
