@@ -91,7 +91,12 @@ const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, min: 60_000, 
 const SIZES: Record<string, number> = { b: 1, kb: 1e3, mb: 1e6, gb: 1e9, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3 }
 
 class Reader {
-  constructor (readonly file: string, readonly lines: LineCounter) {}
+  readonly file: string
+  readonly lines: LineCounter
+  constructor (file: string, lines: LineCounter) {
+    this.file = file
+    this.lines = lines
+  }
 
   fail (node: YamlNode | null | undefined, path: string, message: string): never {
     const pos = node?.range !== undefined && node.range !== null ? this.lines.linePos(node.range[0]) : undefined

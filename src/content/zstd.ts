@@ -108,7 +108,12 @@ class BlockCutter {
   private length = 0
   total = 0
 
-  constructor (private readonly emit: (block: Uint8Array) => Promise<void>) {}
+  private readonly emit: (block: Uint8Array) => Promise<void>
+
+  // a plain field, not a parameter property: the agent also runs under Node's type stripping
+  constructor (emit: (block: Uint8Array) => Promise<void>) {
+    this.emit = emit
+  }
 
   async push (chunk: Buffer): Promise<void> {
     this.parts.push(chunk)

@@ -16,7 +16,10 @@ export class FakeOutbox {
   private readonly bySeq: number[] = []
   private seq = 0
   private readonly counters = new Map<string, number>()
-  constructor (readonly maxItems = Infinity) {}
+  readonly maxItems: number
+  constructor (maxItems = Infinity) {
+    this.maxItems = maxItems
+  }
 
   enqueue (origin: string, body: Uint8Array, created: number): Item {
     const counter = (this.counters.get(origin) ?? 0) + 1
@@ -124,7 +127,9 @@ export class Chain {
   framesEncoded = 0
   readonly enqueued: Item[] = []
 
-  constructor (seed: number, private readonly init: Partial<RelayInit> = {}) {
+  private readonly init: Partial<RelayInit>
+  constructor (seed: number, init: Partial<RelayInit> = {}) {
+    this.init = init
     this.random = rng(seed)
   }
 

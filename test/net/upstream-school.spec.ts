@@ -56,7 +56,9 @@ class Uplink {
   private readonly sockets = new Set<Socket>()
   up = true
   cuts = 0
-  constructor (readonly port: number, target: number) {
+  readonly port: number
+  constructor (port: number, target: number) {
+    this.port = port
     this.server = createServer(client => {
       if (!this.up) { client.destroy(); return }
       const upstream = connect(target, '127.0.0.1')
