@@ -20,7 +20,7 @@ import {
 import { callAgent } from '../agent/client.ts'
 import { AgentRunningError, NoAgentError } from '../agent/errors.ts'
 import { DataDirLock } from '../agent/lock.ts'
-import type { OfferOutcome } from '../net/advisory/index.ts'
+import { ADVISORIES_OFF, type OfferOutcome } from '../net/advisory/index.ts'
 import { humanBytes } from './progress.ts'
 
 interface Globals { data?: string, json?: boolean }
@@ -94,12 +94,15 @@ function snapshotJson (s: Snapshot): unknown {
  * holding the data directory's agent lock. Waits (up to ~20 s) for an agent
  * that holds the lock but does not answer yet (it is starting).
  */
-async function trustStateOwner (dataDir: string, bundle: TrustBundle): Promise<{ agent?: OfferOutcome, lock?: DataDirLock }> {
+async function trustStateOwner (dataDir: string, bundle: TrustBundle): Promise<{ agent?: OfferOutcome, lock?: DataDirLock, advisoriesOff?: true }> {
   await mkdir(dataDir, { recursive: true })
   const body = { snapshot: Buffer.from(bundle.snapshot).toString('base64'), roots: bundle.roots.map(r => Buffer.from(r).toString('base64')) }
   for (let attempt = 0; ; attempt++) {
     try {
-      return { agent: await callAgent(dataDir, '/advisory/offer', { body, timeoutMs: 30_000 }) as OfferOutcome }
+      const agent = await callAgent(dataDir, '/advisory/offer', { body, timeoutMs: 30_000 }) as OfferOutcome
+      // an agent with advisories off never touches the trust state: this process writes it alone
+      if (!agent.accepted && agent.code === ADVISORIES_OFF) return { advisoriesOff: true }
+      return { agent }
     } catch (err) {
       if (!(err instanceof NoAgentError)) throw err
     }
@@ -248,6 +251,7 @@ export function addDeployCommands (program: Command): void {
           for (const x of r.roots.rejections) notes.push(`root refused: ${x.code}: ${x.reason}`)
           if (r.roots.dropped !== undefined) notes.push(r.roots.dropped)
           result = r
+          if (owner.advisoriesOff === true) notes.push('the agent running here has advisories off (no advisory.root_key): it uses this trust state once restarted with the root key')
         } finally {
           await owner.lock?.release()
         }

@@ -52,6 +52,9 @@ declare module '../events.ts' {
 export const RESULTS_FILE = 'results.cbor'
 
 /** What an offer of a snapshot from this machine came to. */
+/** The offer's answer when the agent runs with advisories off (no root key): it never writes the trust state. */
+export const ADVISORIES_OFF = 'advisories-off'
+
 export type OfferOutcome =
   | { accepted: true, changed: boolean, version: number, rootVersion: number }
   | { accepted: false, code: string, reason: string }
@@ -148,13 +151,9 @@ export class AdvisoryDriver implements MeshComponent {
 
   async beforeStart (): Promise<void> {
     this.state = await loadState(this.c.dataDir, this.init.rootKey)
-    if (this.state === undefined) {
-      this.log.info('no root key provisioned (advisory.root_key): advisories are off')
-      return
-    }
-    await this.c.node.handle(PROTOCOL, (stream, connection) => { this.onInbound(stream, connection) }, { maxInboundStreams: 2, maxOutboundStreams: 2 })
-    this.savedResults = await this.loadResults()
     this.c.api.add('POST', '/advisory/offer', async req => {
+      // advisories off: this agent never writes the trust state, so the command may (it says so)
+      if (this.state === undefined) return { body: { accepted: false, code: ADVISORIES_OFF, reason: 'this agent has no root key (advisory.root_key): advisories are off' } }
       const body = req.body as { snapshot?: unknown, roots?: unknown } | undefined
       const b64 = (v: unknown): Uint8Array | undefined => typeof v === 'string' && v.length <= 4 * 1024 * 1024 && /^[A-Za-z0-9+/=]*$/.test(v) ? new Uint8Array(Buffer.from(v, 'base64')) : undefined
       const snapshot = b64(body?.snapshot)
@@ -162,6 +161,12 @@ export class AdvisoryDriver implements MeshComponent {
       if (snapshot === undefined || snapshot.length === 0 || roots === undefined || roots.some(r => r === undefined)) throw new ApiError(400, 'send {"snapshot": base64, "roots": [base64, …]}')
       return { body: await this.offer(snapshot, roots as Uint8Array[]) }
     })
+    if (this.state === undefined) {
+      this.log.info('no root key provisioned (advisory.root_key): advisories are off')
+      return
+    }
+    await this.c.node.handle(PROTOCOL, (stream, connection) => { this.onInbound(stream, connection) }, { maxInboundStreams: 2, maxOutboundStreams: 2 })
+    this.savedResults = await this.loadResults()
   }
 
   private async loadResults (): Promise<Uint8Array[]> {

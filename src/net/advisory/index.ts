@@ -14,4 +14,4 @@ export function advisory (init: AdvisoryInit = {}): ComponentFactory<AdvisoryDri
   return components => new AdvisoryDriver(components, init)
 }
 export type { OfferOutcome, ResultView } from './driver.ts'
-export { RESULTS_FILE } from './driver.ts'
+export { ADVISORIES_OFF, RESULTS_FILE } from './driver.ts'
