@@ -49,6 +49,7 @@ describe('the mothership\'s overview in Chromium', function () {
   let mothership: AgentProcess
   let urlM: string
   let context: BrowserContext | undefined
+  let launching: Promise<BrowserContext> | undefined
   let page: Page
   let cid: string
   const dir = (name: string): string => join(t.dir, name)
@@ -65,7 +66,7 @@ describe('the mothership\'s overview in Chromium', function () {
     }
     t = await tempDir('xo-mesh-overview-')
     // the browser starts while the agents do
-    const browser = import('playwright-core').then(async ({ chromium }) => await chromium.launchPersistentContext(dir('profile'), {
+    const browser = launching = import('playwright-core').then(async ({ chromium }) => await chromium.launchPersistentContext(dir('profile'), {
       executablePath: CHROMIUM,
       headless: true,
       viewport: { width: 1200, height: 900 },
@@ -129,7 +130,8 @@ describe('the mothership\'s overview in Chromium', function () {
 
   after(async () => {
     if (process.env.XO_TEST_VERBOSE !== undefined) for (const x of agents) for (const l of x.find(l => l.level !== 'debug')) console.error(x.dataDir.split('/').pop(), JSON.stringify(l).slice(0, 300))
-    await context?.close()
+    // a before-all that failed early leaves the browser only in the promise: close it all the same
+    await (context ?? await launching?.catch(() => undefined))?.close()
     await Promise.all(agents.map(async x => { await x.kill() }))
     await t?.cleanup()
   })
