@@ -9,7 +9,7 @@
 // API: the school writes its stick, the mothership answers, the school
 // takes the signed receipt.
 import assert from 'node:assert/strict'
-import { mkdir, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { tempDir } from '../support/cli.ts'
 import { AgentProcess, agentdBundle, apiGet, printWarnings, until, xo } from '../agent/support.ts'
@@ -75,7 +75,7 @@ describe('staging tree between agent processes', function () {
     const trust = `advisory:\n  root_key: "${rootKey}"\n`
     await writeConfig(dir('mothership'), `role: mothership\n${trust}${DIAL}`)
     await writeConfig(dir('staging'), `role: staging\nupstream: ${addr('mothership')}\n${trust}${DIAL}`)
-    const schoolConfig = (upstream: string): string => `upstream: ${upstream}\nrelay:\n  mothership: ${id.mothership}\n  retry_max_s: 3\nadvisory:\n  root_key: "${rootKey}"\n  school: Escuela 3\ndial:\n  backoff_min_s: 0.25\n  backoff_max_s: 2\n`
+    const schoolConfig = (upstream: string): string => `upstream: ${upstream}\nrelay:\n  mothership: ${id.mothership}\n  retry_max_s: 3\nadvisory:\n  root_key: "${rootKey}"\n  school: Escuela 3\ndeploy:\n  enabled: false\ndial:\n  backoff_min_s: 0.25\n  backoff_max_s: 2\n`
     await writeConfig(dir('school'), schoolConfig(addr('staging')))
     const start = (n: keyof typeof port): AgentProcess => {
       const p = new AgentProcess(dir(n), [...LOOPBACK, '--listen', `/ip4/127.0.0.1/tcp/${port[n]}`], { entry })
@@ -133,11 +133,13 @@ describe('staging tree between agent processes', function () {
     assert.deepEqual(answered.schools.map(x => [x.from, x.status, x.advisories]), [[id.school, 'answered', null]])
     const home = await ok(['--data', dir('school'), '--json', 'usb', stick]) as { receipt: { status: string } }
     assert.equal(home.receipt.status, 'accepted')
-    // The mothership's report through its API (its page reads it); no other agent has one.
-    const report = (await apiGet(mu, '/report')).body as { schools: Array<{ school: string, laptops: number }>, items: { items: number } }
+    // The mothership's report through its API (its page reads it, after a login; the CLI with DATA/api-token); no other agent has one.
+    const auth = { authorization: `Bearer ${(await readFile(join(dir('mothership'), 'api-token'), 'utf8')).trim()}` }
+    assert.equal((await apiGet(mu, '/report')).status, 401, 'the mothership\'s report wants a session or its token')
+    const report = (await apiGet(mu, '/report', auth)).body as { schools: Array<{ school: string, laptops: number }>, items: { items: number } }
     assert.deepEqual(report.schools.map(x => [x.school, x.laptops]), [['Escuela 3', 1]])
     assert.equal(report.items.items, 10)
-    const laptops = (await apiGet(mu, '/report/' + encodeURIComponent('Escuela 3'))).body as { laptops: Array<{ origin: string, items: number }> }
+    const laptops = (await apiGet(mu, '/report/' + encodeURIComponent('Escuela 3'), auth)).body as { laptops: Array<{ origin: string, items: number }> }
     assert.deepEqual(laptops.laptops.map(l => [l.origin, l.items]), [[id.school, 10]])
     assert.equal((await apiGet(su, '/report')).status, 404)
   })
