@@ -255,7 +255,21 @@ describe('ten laptops, a school server, a staging agent and the mothership', fun
       await until(`all ${posted} items at the mothership`, SOAK ? 240_000 : 120_000, () => (count() >= posted ? true : undefined), 250)
     } catch (err) {
       const relays = await Promise.all([...school, 'staging'].map(async n => { try { return `${n}: ${JSON.stringify((await api(urls.get(n)!, '/relay')).body)}` } catch (e) { return `${n}: ${(e as Error).message}` } }))
-      throw new Error(`${(err as Error).message}: ${count()} there; relays:\n${relays.join('\n')}`)
+      // which (origin, counter) pairs are missing: the first clue to where they went
+      const missing: string[] = []
+      try {
+        const db = openDatabase(join(dir('mothership'), 'mothership.db'))
+        try {
+          for (const [n, last] of counters) {
+            const origin = id.get(n)
+            const have = new Set((db.prepare('SELECT counter FROM items WHERE origin = ?').all(origin ?? '') as Array<{ counter: number }>).map(r => r.counter))
+            const gone = []
+            for (let c = 1; c <= last; c++) if (!have.has(c)) gone.push(c)
+            if (gone.length > 0) missing.push(`${n}: ${gone.join(',')} (holds ${have.size}, counters up to ${Math.max(0, ...have)})`)
+          }
+        } finally { db.close() }
+      } catch (e) { missing.push((e as Error).message) }
+      throw new Error(`${(err as Error).message}: ${count()} there; missing: ${missing.join('; ')}; relays:\n${relays.join('\n')}`)
     }
     trace('all items at the mothership')
     const db = openDatabase(join(dir('mothership'), 'mothership.db'))
