@@ -83,7 +83,8 @@ describe('deployment: five agents on loopback', function () {
     }
     assert.ok(percent > 0, 'no integer percent separates the laptops')
     const first = new Set(places.filter(p => p.place < percent).map(p => p.id))
-    const waveTwoAt = 15
+    // long enough for the first wave to fetch, fail and spread its result on a busy CI machine too
+    const waveTwoAt = 40
     const d = await openDeployment(room.dir('dep'))
     await advise(d, { build: parseCid(bad), name: 'os', kind: 'os', size: 10_000_000, priority: 'normal', targets: { schools: ['escuela-7'] }, rollout: { waves: [{ percent, after_s: 0 }, { percent: 100, after_s: waveTwoAt }] } }, { now: Date.now() })
     const issued = Date.now()
