@@ -65,7 +65,7 @@ export function makeDeployment (random: Random, build: SimBuild): SimDeployment 
 
 /**
  * A laptop's trust: provisioned with the root key, and the core's verify
- * over it (as src/net/advisory/driver.ts does, with the simulated clock).
+ * over it (as the agent's advisory driver does, with the simulated clock).
  * `advised` lists the builds (CID bytes) of the snapshot it last adopted.
  */
 export class LaptopTrust {

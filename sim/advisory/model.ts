@@ -1,5 +1,5 @@
 // The advisory core (src/core/advisory, the agent's own) on every laptop of a
-// run, driven as src/net/advisory/driver.ts drives it: a State to each peer
+// run, driven as the agent's advisory driver drives it: a State to each peer
 // on connecting, Trickle's timer, pulls and snapshots over the connections,
 // every snapshot verified by the trust layer against the laptop's own trust
 // state (provisioned with the root key alone). Messages are encoded with the
