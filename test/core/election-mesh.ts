@@ -6,53 +6,9 @@
 import { Election, FrameReader, checksumAuthenticator, decodeFrame, encodeFrame } from '../../src/core/election/index.ts'
 import type { Capability, ElectionConfig, ElectionInput, ElectionMessage, ElectionOutput, RoleState } from '../../src/core/election/index.ts'
 import { rng } from './mesh.ts'
+import { EventQueue } from './event-queue.ts'
 
 export { rng }
-
-interface Event { time: number, seq: number, run: () => void }
-
-class Queue {
-  private readonly heap: Event[] = []
-  get size (): number { return this.heap.length }
-  push (e: Event): void {
-    const h = this.heap
-    h.push(e)
-    let i = h.length - 1
-    while (i > 0) {
-      const p = (i - 1) >> 1
-      if (!before(h[i]!, h[p]!)) break
-      ;[h[i], h[p]] = [h[p]!, h[i]!]
-      i = p
-    }
-  }
-
-  peek (): Event | undefined { return this.heap[0] }
-
-  pop (): Event | undefined {
-    const h = this.heap
-    const top = h[0]
-    const last = h.pop()
-    if (h.length > 0 && last !== undefined) {
-      h[0] = last
-      let i = 0
-      for (;;) {
-        const l = 2 * i + 1
-        const r = l + 1
-        let m = i
-        if (l < h.length && before(h[l]!, h[m]!)) m = l
-        if (r < h.length && before(h[r]!, h[m]!)) m = r
-        if (m === i) break
-        ;[h[i], h[m]] = [h[m]!, h[i]!]
-        i = m
-      }
-    }
-    return top
-  }
-}
-
-function before (a: Event, b: Event): boolean {
-  return a.time < b.time || (a.time === b.time && a.seq < b.seq)
-}
 
 export interface Peer {
   id: string
@@ -84,8 +40,7 @@ export class ElectionMesh {
   readonly random: () => number
   readonly peers = new Map<string, Peer>()
   private readonly links = new Map<string, Link>()
-  private readonly queue = new Queue()
-  private seq = 0
+  private readonly queue = new EventQueue()
   private epoch = 0
   readonly opts: Required<ElectionMeshOptions>
   /** Frames delivered. */
@@ -250,7 +205,7 @@ export class ElectionMesh {
   // ---- running ------------------------------------------------------------------
 
   private at (time: number, run: () => void): void {
-    this.queue.push({ time, seq: this.seq++, run })
+    this.queue.at(time, run)
   }
 
   private schedule (p: Peer): void {

@@ -5,6 +5,7 @@
 // FrameReader unless `wire: false`. No sockets, no sleeps, no Math.random.
 import { Exchange, FrameReader, InvalidMessageError, MAX_FRAME_SIZE, bitfieldLength, cidKey, countBits, decodeFrame, encodeBlocksHead, encodeFrame, hasBit, setBit } from '../../src/core/exchange/index.ts'
 import type { Blocks, ControlMessage, ExchangeInit, ExchangeInput, ExchangeOutput, LoadResult, Message } from '../../src/core/exchange/index.ts'
+import { EventQueue } from './event-queue.ts'
 
 /** mulberry32: a small seeded generator of uniform numbers in [0, 1). */
 export function rng (seed: number): () => number {
@@ -165,50 +166,6 @@ interface Link {
   reader: FrameReader
 }
 
-interface Event { time: number, seq: number, run: () => void }
-
-/** A binary min-heap of events by (time, seq). */
-class Queue {
-  private readonly heap: Event[] = []
-  get size (): number { return this.heap.length }
-  push (e: Event): void {
-    const h = this.heap
-    h.push(e)
-    let i = h.length - 1
-    while (i > 0) {
-      const p = (i - 1) >> 1
-      if (!before(h[i]!, h[p]!)) break
-      ;[h[i], h[p]] = [h[p]!, h[i]!]
-      i = p
-    }
-  }
-
-  pop (): Event | undefined {
-    const h = this.heap
-    const top = h[0]
-    const last = h.pop()
-    if (h.length > 0 && last !== undefined) {
-      h[0] = last
-      let i = 0
-      for (;;) {
-        const l = 2 * i + 1
-        const r = l + 1
-        let m = i
-        if (l < h.length && before(h[l]!, h[m]!)) m = l
-        if (r < h.length && before(h[r]!, h[m]!)) m = r
-        if (m === i) break
-        ;[h[i], h[m]] = [h[m]!, h[i]!]
-        i = m
-      }
-    }
-    return top
-  }
-}
-
-function before (a: Event, b: Event): boolean {
-  return a.time < b.time || (a.time === b.time && a.seq < b.seq)
-}
-
 export interface LinkSpec {
   /** One-way delay, ms. */
   latency?: number
@@ -229,8 +186,7 @@ export class Mesh {
   readonly builds = new Map<string, FakeBuild>()
   private readonly links = new Map<string, Link>()
   private readonly specs = new Map<string, LinkSpec>()
-  private readonly queue = new Queue()
-  private seq = 0
+  private readonly queue = new EventQueue()
   private epoch = 0
   private readonly wire: boolean
   private readonly corruptFrames = new WeakSet<Blocks>()
@@ -373,7 +329,7 @@ export class Mesh {
   }
 
   private at (time: number, run: () => void): void {
-    this.queue.push({ time: Math.max(time, this.now), seq: this.seq++, run })
+    this.queue.at(Math.max(time, this.now), run)
   }
 
   feed (id: string, input: ExchangeInput): void {

@@ -6,6 +6,7 @@
 import { FrameReader, HeldCounters, Relay, decodeFrame, encodeFrame } from '../../src/core/relay/index.ts'
 import type { Custody, Item, OutboxEntry, RelayInput, RelayInit, RelayOutput } from '../../src/core/relay/index.ts'
 import { rng } from './mesh.ts'
+import { EventQueue } from './event-queue.ts'
 
 const key = (origin: string, counter: number): string => `${origin}#${counter}`
 
@@ -112,14 +113,11 @@ export interface LinkModel {
   diskDelayMs: number
 }
 
-type Ev = { at: number, seq: number, run: () => void }
-
 export class Chain {
   readonly random: () => number
   readonly agents = new Map<string, Agent>()
   now = 0
-  private seq = 0
-  private queue: Ev[] = []
+  private readonly queue = new EventQueue()
   link: LinkModel = { loss: 0, duplicate: 0, maxDelayMs: 20, diskDelayMs: 5 }
   /** Frames a third party sends: forged receipts. */
   forged = 0
@@ -164,7 +162,7 @@ export class Chain {
   }
 
   at (delay: number, run: () => void): void {
-    this.queue.push({ at: this.now + delay, seq: this.seq++, run })
+    this.queue.at(this.now + delay, run)
   }
 
   enqueue (id: string, size: number): void {
@@ -279,18 +277,11 @@ export class Chain {
   /** Runs events up to time `until` (ms); returns how many ran. */
   run (until: number, maxEvents = 2_000_000): number {
     let n = 0
-    while (this.queue.length > 0 && n < maxEvents) {
-      let best = 0
-      for (let i = 1; i < this.queue.length; i++) {
-        const e = this.queue[i]!
-        const b = this.queue[best]!
-        if (e.at < b.at || (e.at === b.at && e.seq < b.seq)) best = i
-      }
-      const e = this.queue[best]!
-      if (e.at > until) break
-      this.queue[best] = this.queue[this.queue.length - 1]!
+    while (n < maxEvents) {
+      const e = this.queue.peek()
+      if (e === undefined || e.time > until) break
       this.queue.pop()
-      this.now = Math.max(this.now, e.at)
+      this.now = Math.max(this.now, e.time)
       e.run()
       n++
     }
