@@ -270,11 +270,17 @@ class Agent {
   }
 }
 
-interface Progress { complete: boolean, bytes: number, have_bytes: number, error: string | null }
+interface Progress { complete: boolean, bytes: number, have_bytes: number, error: string | null, completed: string | null }
 
-/** Starts fetches on the agents at once; resolves with each one's completion time (s from the start). */
+/**
+ * Starts fetches on the agents at once; resolves with each one's completion
+ * time (s from the start), as the agent stamped it (`completed`, ms): polled
+ * every 200 ms, not every 25 (a request every 25 ms cost the fetcher ~3% of
+ * its CPU, which the bare stream does not pay).
+ */
 async function fetchAll (agents: Agent[], cid: string, timeoutMs: number): Promise<number[]> {
   const t0 = performance.now()
+  const t0Wall = Date.now()
   await Promise.all(agents.map(async a => {
     const r = await api(a.url, '/fetch', { cid })
     if (r.status !== 202) throw new Error(`fetch refused: ${JSON.stringify(r.body)}`)
@@ -285,10 +291,10 @@ async function fetchAll (agents: Agent[], cid: string, timeoutMs: number): Promi
       if (!Number.isNaN(done[i]!)) return
       const p = (await api(a.url, `/builds/${cid}`)).body as Progress
       if (p.error !== null) throw new Error(`fetch failed on ${a.dataDir}: ${p.error}`)
-      if (p.complete) done[i] = (performance.now() - t0) / 1000
+      if (p.complete) done[i] = p.completed !== null ? (Date.parse(p.completed) - t0Wall) / 1000 : (performance.now() - t0) / 1000
     }))
     return done.every(d => !Number.isNaN(d)) ? true : undefined
-  }, 25)
+  }, 200)
   return done
 }
 

@@ -30,7 +30,8 @@ import type { BlockStore } from '../../content/blockstore.ts'
 import { BackgroundWriter } from '../../content/block-writer.ts'
 import { ApiError, type BuildStatus, type MeshComponent, type MeshComponents, type StatusPart } from '../component.ts'
 import type { Logger } from '../logger.ts'
-import { DEFAULT_RECEIVE_WINDOW, Session, type Writer } from './session.ts'
+import { DEFAULT_RECEIVE_WINDOW, Session, trimFrameScratch, type Writer } from './session.ts'
+import { copyOf } from './scratch.ts'
 
 export interface BlocksInit {
   /** Peers served at once (the core's default: 4). */
@@ -431,6 +432,8 @@ export class BlocksDriver implements MeshComponent {
       const c = this.countersOf(s.peer)
       c.bytes_received += m.payload.length
       c.blocks_received += m.sizes.length
+      // handled later, behind the input being handled: the payload's memory is reused once we return
+      if (this.pumping) m = { ...m, payload: copyOf(m.payload) }
     }
     this.input({ type: 'message', peer: s.peer, message: m })
   }
@@ -845,6 +848,7 @@ export class BlocksDriver implements MeshComponent {
 
   private sampleRates (): void {
     this.dropStalledFrames()
+    trimFrameScratch()
     const now = Date.now()
     for (const h of this.held.values()) {
       if (h.completedAt !== undefined || h.failed !== undefined) {

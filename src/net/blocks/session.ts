@@ -15,7 +15,8 @@
 // it is full we wait for 'drain' (bounded by writeTimeoutMs) before the next
 // item, so at most about one frame waits in libp2p's buffer.
 import { Uint8ArrayList } from 'uint8arraylist'
-import { FrameReader, InvalidMessageError, decodeFrame } from '../../core/exchange/index.ts'
+import { FrameReader, InvalidMessageError } from '../../core/exchange/index.ts'
+import { FrameScratch } from './scratch.ts'
 import type { Message } from '../../core/exchange/index.ts'
 import type { Stream, StreamMessageEvent } from '@libp2p/interface'
 
@@ -36,7 +37,7 @@ export interface Writer {
 }
 
 export interface SessionCallbacks {
-  /** A decoded frame from the peer. */
+  /** A decoded frame from the peer. A data frame's payload may be reused once this returns: read it (or copy it) here. */
   frame (s: Session, m: Message): void
   /** The peer sent bytes that are not a valid frame (or reading them threw). */
   malformed (s: Session, reason: string): void
@@ -71,9 +72,17 @@ function capReceiveWindow (stream: Stream, bytes: number): void {
 
 type Item = Uint8Array | WriteJob
 
-/** A frame reader copying split frames into unzeroed memory (every byte is overwritten): a 1 MiB frame is ~17 chunks of Noise. */
+/** The reassembly buffer every session's reader shares (scratch.ts). */
+const scratch = new FrameScratch()
+
+/** Frees the reassembly buffer if it went unused since the last call (the driver calls it every second). */
+export function trimFrameScratch (): void {
+  scratch.trim()
+}
+
+/** A frame reader copying split frames into the shared scratch buffer (or unzeroed memory when it is lent). */
 function newReader (): FrameReader {
-  return new FrameReader(n => Buffer.allocUnsafe(n))
+  return new FrameReader(n => scratch.take(n))
 }
 
 export class Session {
@@ -238,10 +247,16 @@ export class Session {
 
   /** Feeds a chunk to the reader and the frames it completes to the callback; returns how many. */
   private push (chunk: Uint8Array): number {
-    const bodies = this.reader.push(chunk)
-    for (const body of bodies) {
-      if (this.ended) break
-      this.cb.frame(this, decodeFrame(body))
+    let bodies: Uint8Array[]
+    scratch.enter()
+    try {
+      bodies = this.reader.push(chunk)
+      for (const body of bodies) {
+        if (this.ended) break
+        this.cb.frame(this, scratch.decode(body))
+      }
+    } finally {
+      scratch.exit()
     }
     return bodies.length
   }
