@@ -245,11 +245,13 @@ describe('ten laptops, a school server, a staging agent and the mothership', fun
     assert.equal(kills, 2)
     assert.ok(moves.length >= 4, `the role moved: ${moves.join(' → ')}`)
 
-    // Everything arrives, exactly once per (origin, counter).
+    // Everything arrives, exactly once per (origin, counter). Only the laptops' items are counted:
+    // the agents' own items (registrations, samples) may reach the mothership too.
+    const origins = laptops.map(n => id.get(n)!)
     const count = (): number => {
       try {
         const db = openDatabase(join(dir('mothership'), 'mothership.db'))
-        try { return (db.prepare('SELECT count(*) AS n FROM items').get() as { n: number }).n } finally { db.close() }
+        try { return (db.prepare(`SELECT count(*) AS n FROM items WHERE origin IN (${origins.map(() => '?').join(', ')})`).get(...origins) as { n: number }).n } finally { db.close() }
       } catch { return 0 }
     }
     try {
