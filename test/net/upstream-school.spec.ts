@@ -131,7 +131,12 @@ describe('ten laptops, a school server, a staging agent and the mothership', fun
     t = await tempDir('xo-mesh-school-')
     entry = await agentdBundle(t.dir)
   })
-  afterEach(function () { if (this.currentTest?.state === 'failed') printWarnings(all) })
+  afterEach(function () {
+    if (this.currentTest?.state !== 'failed') return
+    printWarnings(all)
+    // An agent that stopped on an uncaught exception: the whole stack (printWarnings cuts lines short).
+    for (const x of all) for (const l of x.find(l => l.msg === 'uncaught exception')) console.error(x.dataDir.split('/').pop(), String(l.stack))
+  })
   after(async () => {
     await Promise.all(all.map(async x => { await x.kill() }))
     await uplink?.close()
