@@ -10,17 +10,22 @@ import { Chain, FakeOutbox, FakeSink } from './relay-chain.ts'
 
 const SOAK = process.env.XO_MESH_SOAK !== undefined && process.env.XO_MESH_SOAK !== ''
 
-const arbRun = fc.record({
+/** What every run draws: the seed, how many items, the sender's batches. */
+const arbCommon = {
   seed: fc.integer({ min: 1, max: 2 ** 30 }),
-  laptops: fc.integer({ min: 1, max: 4 }),
   items: fc.integer({ min: 1, max: 60 }),
+  batchItems: fc.integer({ min: 1, max: 16 }),
+  window: fc.integer({ min: 1, max: 4 })
+}
+
+const arbRun = fc.record({
+  ...arbCommon,
+  laptops: fc.integer({ min: 1, max: 4 }),
   loss: fc.double({ min: 0, max: 0.4, noNaN: true }),
   duplicate: fc.double({ min: 0, max: 0.3, noNaN: true }),
   maxDelayMs: fc.integer({ min: 1, max: 400 }),
   crashes: fc.integer({ min: 0, max: 8 }),
   forgeries: fc.integer({ min: 0, max: 20 }),
-  batchItems: fc.integer({ min: 1, max: 16 }),
-  window: fc.integer({ min: 1, max: 4 }),
   /** Staging's outbox holds at most this many items (it refuses custody past it). */
   stagingRoom: fc.constantFrom(Infinity, Infinity, 5, 20)
 })
@@ -62,17 +67,14 @@ export function play (p: Run): Chain {
 }
 
 const arbSchool = fc.record({
-  seed: fc.integer({ min: 1, max: 2 ** 30 }),
+  ...arbCommon,
   laptops: fc.integer({ min: 2, max: 5 }),
-  items: fc.integer({ min: 1, max: 60 }),
   loss: fc.double({ min: 0, max: 0.2, noNaN: true }),
   maxDelayMs: fc.integer({ min: 1, max: 200 }),
   /** Times the server role moves; each agent hears of a move at its own moment, within viewLagMs. */
   moves: fc.integer({ min: 1, max: 8 }),
   viewLagMs: fc.integer({ min: 0, max: 3_000 }),
-  crashes: fc.integer({ min: 0, max: 4 }),
-  batchItems: fc.integer({ min: 1, max: 16 }),
-  window: fc.integer({ min: 1, max: 4 })
+  crashes: fc.integer({ min: 0, max: 4 })
 })
 
 export type SchoolRun = typeof arbSchool extends fc.Arbitrary<infer T> ? T : never

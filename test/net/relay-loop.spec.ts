@@ -10,46 +10,23 @@
 // loop happens every run.
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
-import { tempDir } from '../support/cli.ts'
 import { AgentProcess, agentdBundle, until } from '../agent/support.ts'
 import { api, freePort, writeConfig } from './support.ts'
+import { identity, testbed } from './testbed.ts'
 import { openDatabase } from '../../src/store/sqlite.ts'
-import { generateKeyPair, privateKeyToProtobuf } from '@libp2p/crypto/keys'
-import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { writeFile } from 'node:fs/promises'
 
 const LOOPBACK = ['--no-mdns', '--api', '127.0.0.1:0']
 const ITEMS = 6
 // No election: the next hops come from `upstream` alone (a staging agent relays like a school server).
 const RELAY = 'role: staging\nrelay:\n  retry_max_s: 2\n'
 
-async function identity (dataDir: string): Promise<string> {
-  const key = await generateKeyPair('Ed25519')
-  await writeFile(join(dataDir, 'identity.key'), privateKeyToProtobuf(key), { mode: 0o600 })
-  return peerIdFromPrivateKey(key).toString()
-}
-
 const outboxItems = async (url: string): Promise<number> => ((await api(url, '/relay')).body as { outbox: { items: number } }).outbox.items
 
 describe('relay when a route loops back (the server role moved)', function () {
   this.timeout(180_000)
-  let t: Awaited<ReturnType<typeof tempDir>>
-  const agents: AgentProcess[] = []
-  const dir = (name: string): string => join(t.dir, name)
-
+  const { dir, agents } = testbed('xo-mesh-relay-loop-')
   let entry: string
-  before(async () => {
-    t = await tempDir('xo-mesh-relay-loop-')
-    entry = await agentdBundle(t.dir) // five agent starts: from the bundle, not through tsx
-  })
-  afterEach(function () {
-    if (this.currentTest?.state !== 'failed') return
-    for (const x of agents) for (const l of x.find(l => l.level !== 'debug')) console.error(x.dataDir.split('/').pop(), JSON.stringify(l).slice(0, 300))
-  })
-  after(async () => {
-    await Promise.all(agents.map(async x => { await x.kill() }))
-    await t.cleanup()
-  })
+  before(async () => { entry = await agentdBundle(dir('.')) }) // five agent starts: from the bundle, not through tsx
 
   it('a laptop takes its own items back from the restarted server and carries them to the mothership', async () => {
     const port = { mothership: await freePort(), server: await freePort(), laptop: await freePort() }
