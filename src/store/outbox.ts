@@ -9,9 +9,15 @@
 // this agent's own items come from a table of their own, never from the items
 // (which are deleted once upstream holds them), so a counter is never reused.
 //
-// Besides the items, the outbox keeps per origin the counters it ever held
-// (HeldCounters, a few intervals per origin, persisted as rows): an item
-// offered again after it was handed on is recognised and dropped.
+// Custody is what the outbox holds now: an offered item already in it is
+// dropped, one it handed on earlier is taken again. A hop must not vouch for
+// what it no longer holds: the election moves the server role, so an item
+// can come back down to a hop that handed it on (the restarted school server
+// offers the new server's own items back to it), and a hop that answered
+// "held once" would make the last holder forget it while nobody holds it.
+// Duplicates that travel on are dropped at the mothership, which keeps every
+// item forever. The agent's own counters are kept as intervals (HeldCounters,
+// persisted as rows) apart from the items, so that none is ever reused.
 //
 // One process writes an outbox (the agent); others go through its API.
 import { join } from 'node:path'
@@ -81,6 +87,8 @@ export class Outbox {
   private readonly selectAfter
   private readonly deleteUpTo
   private readonly deleteOne
+  private readonly selectOne
+  private readonly countOrigins
   private readonly deleteHeld
   private readonly insertHeld
   private readonly selectCounter
@@ -95,6 +103,8 @@ export class Outbox {
     this.selectAfter = this.db.prepare('SELECT seq, origin, counter, kind, created, body FROM items WHERE seq > ? ORDER BY seq LIMIT ?')
     this.deleteUpTo = this.db.prepare('DELETE FROM items WHERE origin = ? AND counter <= ? RETURNING length(body) AS n')
     this.deleteOne = this.db.prepare('DELETE FROM items WHERE origin = ? AND counter = ? RETURNING length(body) AS n')
+    this.countOrigins = this.db.prepare('SELECT count(DISTINCT origin) AS n FROM items')
+    this.selectOne = this.db.prepare('SELECT 1 AS one FROM items WHERE origin = ? AND counter = ?')
     this.deleteHeld = this.db.prepare('DELETE FROM held WHERE origin = ?')
     this.insertHeld = this.db.prepare('INSERT INTO held (origin, lo, hi) VALUES (?, ?, ?)')
     this.selectCounter = this.db.prepare('SELECT last FROM counters WHERE origin = ?')
@@ -124,9 +134,10 @@ export class Outbox {
     }
   }
 
-  /** Items held and their body bytes. */
+  /** Items held, their body bytes and how many origins they are of. */
   get size (): { items: number, bytes: number, origins: number } {
-    return { items: this.count, bytes: this.bytesHeld, origins: this.held.origins }
+    const origins = this.count === 0 ? 0 : (this.countOrigins.get() as { n: number }).n
+    return { items: this.count, bytes: this.bytesHeld, origins }
   }
 
   /**
@@ -157,45 +168,40 @@ export class Outbox {
 
   /**
    * Takes custody of items offered by a peer: stores, in one durable
-   * transaction, those not held yet (dropping the rest) and returns the
-   * receipt's custody for every origin offered. When not all fit in maxBytes
-   * (or an origin's counters are too fragmented to record), takes those that
-   * fit, in offer order, and the custody says which; when none fits, refuses
-   * and changes nothing.
+   * transaction, those it does not hold now (dropping the rest) and returns
+   * the receipt's custody for every origin offered: the offered counters it
+   * holds once the transaction has committed. When not all fit in maxBytes,
+   * takes those that fit, in offer order, and the custody says which; when
+   * none fits, refuses and changes nothing. An item handed on earlier is
+   * taken again (its route looped back; the mothership drops the duplicate).
    */
   accept (items: Item[]): AcceptResult {
     const fresh: Item[] = []
     const seen = new Set<string>()
-    const next = this.held.clone(new Set(items.map(it => it.origin)))
+    const holding = new Map<string, number[]>()
+    for (const it of items) if (!holding.has(it.origin)) holding.set(it.origin, [])
     let bytes = 0
     let wanting = 0
     for (const it of items) {
       const key = `${it.origin}\n${it.counter}`
-      if (seen.has(key) || this.held.has(it.origin, it.counter)) continue
+      if (seen.has(key)) continue
       seen.add(key)
+      if (this.selectOne.get(it.origin, it.counter) !== undefined) { holding.get(it.origin)!.push(it.counter); continue }
       // As many as fit are taken, in offer order; the receipt covers those and the sender keeps the rest.
-      if (wanting > 0 || this.bytesHeld + bytes + it.body.length > this.maxBytes || !next.add(it.origin, it.counter)) { wanting++; continue }
+      if (wanting > 0 || this.bytesHeld + bytes + it.body.length > this.maxBytes) { wanting++; continue }
       fresh.push(it)
+      holding.get(it.origin)!.push(it.counter)
       bytes += it.body.length
     }
     if (fresh.length === 0 && wanting > 0) return { ok: false, reason: 'full' }
-    const touched = new Set(fresh.map(it => it.origin))
     if (fresh.length > 0) {
       transaction(this.db, () => {
         for (const it of fresh) this.insertItem.run(it.origin, it.counter, KIND_CODE[it.kind], it.created, it.body)
-        this.saveHeld(next, touched)
       })
-      this.held.adopt(next, touched)
       this.count += fresh.length
       this.bytesHeld += bytes
     }
-    const byOrigin = new Map<string, number[]>()
-    for (const it of items) {
-      const c = byOrigin.get(it.origin)
-      if (c === undefined) byOrigin.set(it.origin, [it.counter])
-      else c.push(it.counter)
-    }
-    const custody = [...byOrigin].map(([origin, counters]) => this.held.custody(origin, counters))
+    const custody = [...holding].map(([origin, counters]) => ({ origin, contiguous: 0, above: counters.sort((a, b) => a - b) }))
     return { ok: true, custody, added: fresh.length, duplicates: items.length - fresh.length - wanting, left: wanting }
   }
 
@@ -229,9 +235,15 @@ export class Outbox {
     return n
   }
 
-  /** Whether the outbox has held (origin, counter): holds it now, or handed it on. */
+  /** Whether the outbox holds (origin, counter) now. */
   holds (origin: string, counter: number): boolean {
-    return this.held.has(origin, counter)
+    return this.selectOne.get(origin, counter) !== undefined
+  }
+
+  /** The last counter this agent gave an item of its own under origin (0: none). */
+  lastCounter (origin: string): number {
+    const row = this.selectCounter.get(origin) as { last: number } | undefined
+    return Math.max(row?.last ?? 0, this.held.highest(origin))
   }
 
   close (): void {

@@ -10,10 +10,11 @@ import { EventQueue } from './event-queue.ts'
 
 const key = (origin: string, counter: number): string => `${origin}#${counter}`
 
-/** What survives a crash at a laptop or a hop: the outbox (items and custody). */
+/** What survives a crash at a laptop or a hop: the outbox (its items; custody is what it holds now). */
 export class FakeOutbox {
-  readonly held = new HeldCounters()
   readonly items = new Map<number, OutboxEntry>()
+  /** origin#counter → seq of the items held now. */
+  private readonly byKey = new Map<string, number>()
   private readonly bySeq: number[] = []
   private seq = 0
   private readonly counters = new Map<string, number>()
@@ -33,18 +34,21 @@ export class FakeOutbox {
     this.seq++
     this.items.set(this.seq, { ...it, seq: this.seq })
     this.bySeq.push(this.seq)
-    this.held.add(it.origin, it.counter)
+    this.byKey.set(key(it.origin, it.counter), this.seq)
   }
 
+  holds (origin: string, counter: number): boolean { return this.byKey.has(key(origin, counter)) }
+
   accept (items: Item[]): { custody: Custody[] } | 'full' {
-    const fresh = items.filter((it, i) => !this.held.has(it.origin, it.counter) && items.findIndex(x => x.origin === it.origin && x.counter === it.counter) === i)
+    const fresh = items.filter((it, i) => !this.holds(it.origin, it.counter) && items.findIndex(x => x.origin === it.origin && x.counter === it.counter) === i)
     // As many as fit are taken (the receipt covers those); none fitting is a refusal.
     const room = Math.max(0, this.maxItems - this.items.size)
     if (fresh.length > 0 && room === 0) return 'full'
     for (const it of fresh.slice(0, room)) this.put(it)
     const origins = new Map<string, number[]>()
     for (const it of items) origins.set(it.origin, [...(origins.get(it.origin) ?? []), it.counter])
-    return { custody: [...origins].map(([o, c]) => this.held.custody(o, c)) }
+    // Custody is what it holds now, of what was offered.
+    return { custody: [...origins].map(([origin, c]) => ({ origin, contiguous: 0, above: [...new Set(c.filter(n => this.holds(origin, n)))].sort((a, b) => a - b) })) }
   }
 
   load (after: number, maxItems: number): { items: OutboxEntry[], more: boolean } {
@@ -62,7 +66,12 @@ export class FakeOutbox {
   forget (custody: Custody[]): void {
     for (const c of custody) {
       const above = new Set(c.above)
-      for (const [s, e] of this.items) if (e.origin === c.origin && (e.counter <= c.contiguous || above.has(e.counter))) this.items.delete(s)
+      for (const [s, e] of this.items) {
+        if (e.origin === c.origin && (e.counter <= c.contiguous || above.has(e.counter))) {
+          this.items.delete(s)
+          this.byKey.delete(key(e.origin, e.counter))
+        }
+      }
     }
   }
 }
@@ -102,6 +111,8 @@ interface Agent {
   epoch: number
   up: boolean
   timerToken: number
+  /** When its store's last operation is done: one writer, so operations apply in the order they were asked for. */
+  diskFree: number
 }
 
 export interface LinkModel {
@@ -137,13 +148,20 @@ export class Chain {
   }
 
   add (id: string, upstream: string | null, store: FakeOutbox | FakeSink): void {
-    this.agents.set(id, { id, upstream, neighbours: [], store, core: this.newCore(), epoch: 0, up: true, timerToken: 0 })
+    this.agents.set(id, { id, upstream, neighbours: [], store, core: this.newCore(), epoch: 0, up: true, timerToken: 0, diskFree: 0 })
   }
 
   /** Links a and b (both directions: a stream each way). */
   connect (a: string, b: string): void {
     this.agents.get(a)!.neighbours.push(b)
     this.agents.get(b)!.neighbours.push(a)
+  }
+
+  /** Points id at another next hop (the election moved the server role, as id sees it). */
+  setUpstream (id: string, upstream: string | null): void {
+    const a = this.agents.get(id)!
+    a.upstream = upstream
+    this.feed(a, { type: 'upstream', peer: upstream })
   }
 
   /** Feeds every agent its upstream and its connections. */
@@ -205,7 +223,9 @@ export class Chain {
 
   private disk (a: Agent, run: () => void): void {
     const epoch = a.epoch
-    this.at(Math.floor(this.random() * (this.link.diskDelayMs + 1)), () => { if (a.epoch === epoch && a.up) run() })
+    // The driver calls its store in the order the core asks: a forget asked before a persist is done before it.
+    a.diskFree = Math.max(this.now, a.diskFree) + Math.floor(this.random() * (this.link.diskDelayMs + 1))
+    this.at(a.diskFree - this.now, () => { if (a.epoch === epoch && a.up) run() })
   }
 
   private act (a: Agent, o: RelayOutput): void {

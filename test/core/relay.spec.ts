@@ -28,8 +28,8 @@ describe('relay core', () => {
     assert.deepEqual(of(forged, 'forget'), [])
     assert.equal(of(forged, 'event')[0]?.event.type, 'receipt-ignored')
     const real = core.handle({ type: 'message', peer: 'S', message: { type: 'receipt', batch, custody: [{ origin: 'L', contiguous: 2, above: [] }, { origin: 'M', contiguous: 50, above: [] }] } }, 3)
-    // Only L's custody: M was not in the batch.
-    assert.deepEqual(of(real, 'forget'), [{ type: 'forget', peer: 'S', custody: [{ origin: 'L', contiguous: 2, above: [] }] }])
+    // Only the batch's items of L that the receipt covers: M was not in the batch.
+    assert.deepEqual(of(real, 'forget'), [{ type: 'forget', peer: 'S', custody: [{ origin: 'L', contiguous: 0, above: [1, 2] }] }])
     // Item 3 was not covered: the outbox is read again from its start.
     assert.deepEqual(of(real, 'load').map(l => l.after), [0])
   })
@@ -96,5 +96,50 @@ describe('relay core', () => {
     assert.equal(core.batchesInFlight, 0)
     const outs = core.handle({ type: 'connected', peer: 'T' }, 6)
     assert.deepEqual(of(outs, 'load').map(l => l.after), [0])
+  })
+
+  describe('when the route loops (the election moved the server role)', () => {
+    // We offered L 1, 2 to S; S, which takes us for its next hop, offers L 1 back.
+    function vouched (): { core: Relay, batch: number } {
+      const { core, batch } = offering(2)
+      const [persist] = of(core.handle({ type: 'message', peer: 'S', message: { type: 'offer', batch: 77, items: [entry(0, 1)] } }, 2), 'persist')
+      assert.ok(persist !== undefined)
+      // Our store holds L 1 (it is still in our outbox): we vouch for it, and S will forget it.
+      const answer = core.handle({ type: 'persisted', peer: 'S', batch: 77, custody: [{ origin: 'L', contiguous: 0, above: [1] }] }, 3)
+      assert.deepEqual(of(answer, 'send').map(s => s.message.type), ['receipt'])
+      return { core, batch }
+    }
+
+    it('does not forget an item it vouched for when the receipt it awaited arrives after, and offers it again', () => {
+      const { core, batch } = vouched()
+      // S's receipt for our batch, written before S forgot L 1: believing it for L 1 would leave no copy anywhere.
+      const outs = core.handle({ type: 'message', peer: 'S', message: { type: 'receipt', batch, custody: [{ origin: 'L', contiguous: 2, above: [] }] } }, 4)
+      assert.deepEqual(of(outs, 'forget'), [{ type: 'forget', peer: 'S', custody: [{ origin: 'L', contiguous: 0, above: [2] }] }])
+      assert.deepEqual(of(outs, 'load').map(l => l.after), [0], 'L 1 is offered again')
+    })
+
+    it('nor when a late receipt for a batch it gave up on arrives', () => {
+      const { core, batch } = offering(2, { receiptTimeoutMs: 1000 })
+      core.handle({ type: 'timer' }, 1001) // the batch is retired; a late receipt would still count
+      of(core.handle({ type: 'message', peer: 'S', message: { type: 'offer', batch: 77, items: [entry(0, 1)] } }, 1002), 'persist')
+      core.handle({ type: 'persisted', peer: 'S', batch: 77, custody: [{ origin: 'L', contiguous: 0, above: [1] }] }, 1003)
+      const late = core.handle({ type: 'message', peer: 'S', message: { type: 'receipt', batch, custody: [{ origin: 'L', contiguous: 0, above: [1, 2] }] } }, 1004)
+      assert.deepEqual(of(late, 'forget'), [{ type: 'forget', peer: 'S', custody: [{ origin: 'L', contiguous: 0, above: [2] }] }])
+    })
+
+    it('does not forget an item that is being stored for a peer when a receipt for it arrives meanwhile', () => {
+      const { core, batch } = offering(2)
+      of(core.handle({ type: 'message', peer: 'S', message: { type: 'offer', batch: 77, items: [entry(0, 2)] } }, 2), 'persist')
+      // The store may answer that it holds L 2 (and we would vouch for it): so L 2 stays.
+      const outs = core.handle({ type: 'message', peer: 'S', message: { type: 'receipt', batch, custody: [{ origin: 'L', contiguous: 0, above: [1, 2] }] } }, 3)
+      assert.deepEqual(of(outs, 'forget'), [{ type: 'forget', peer: 'S', custody: [{ origin: 'L', contiguous: 0, above: [1] }] }])
+      assert.deepEqual(of(outs, 'load').map(l => l.after), [0])
+    })
+
+    it('forgets by its batch only, not by a contiguous prefix that names items it did not offer', () => {
+      const { core, batch } = offering(2)
+      const outs = core.handle({ type: 'message', peer: 'S', message: { type: 'receipt', batch, custody: [{ origin: 'L', contiguous: 9, above: [12] }] } }, 2)
+      assert.deepEqual(of(outs, 'forget'), [{ type: 'forget', peer: 'S', custody: [{ origin: 'L', contiguous: 0, above: [1, 2] }] }])
+    })
   })
 })

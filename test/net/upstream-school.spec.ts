@@ -9,12 +9,11 @@
 // SQLite exactly once.
 //
 // Runs only under `npm run soak` (XO_MESH_SOAK=1, 6 cuts, more items) or
-// with XO_MESH_TEN_LAPTOPS=1 (the short variant: 2 cuts, small counts).
-// KNOWN FAILURE, being chased: since the day's merges (statistics, backups,
-// leases and registration, the dashboards joined the relay's wiring) 13-14
-// of 320 items never reach the mothership while every outbox reads empty;
-// before them it passed. Until it is green again it is kept out of
-// `npm test`, and issue 8 stays open.
+// with XO_MESH_TEN_LAPTOPS=1 (the short variant: 2 cuts, small counts): it
+// takes 70-110 s on a quiet machine, two to three times that under load.
+// It once lost 13-14 of 320 items every run: custody that looped back when
+// the server role moved (docs/upstream.md, sections 4 and 10).
+// XO_MESH_TEST_KEEP=1 keeps the agents' data directories.
 import assert from 'node:assert/strict'
 import { createServer, connect, type Server, type Socket } from 'node:net'
 import { join } from 'node:path'
@@ -116,7 +115,7 @@ const sleep = async (ms: number): Promise<void> => { await new Promise(resolve =
 describe('ten laptops, a school server, a staging agent and the mothership', function () {
   before(function () {
     if (!SOAK && process.env.XO_MESH_TEN_LAPTOPS !== '1') {
-      console.log('      skipped: runs under npm run soak or XO_MESH_TEN_LAPTOPS=1 (a known failure is being chased, see the top of this file)')
+      console.log('      skipped: runs under npm run soak or XO_MESH_TEN_LAPTOPS=1 (70-110 s, more under load)')
       this.skip()
     }
   })
@@ -131,11 +130,17 @@ describe('ten laptops, a school server, a staging agent and the mothership', fun
     t = await tempDir('xo-mesh-school-')
     entry = await agentdBundle(t.dir)
   })
-  afterEach(function () { if (this.currentTest?.state === 'failed') printWarnings(all) })
+  afterEach(function () {
+    if (this.currentTest?.state !== 'failed') return
+    printWarnings(all)
+    // An agent that stopped on an uncaught exception: the whole stack (printWarnings cuts lines short).
+    for (const x of all) for (const l of x.find(l => l.msg === 'uncaught exception')) console.error(x.dataDir.split('/').pop(), String(l.stack))
+  })
   after(async () => {
     await Promise.all(all.map(async x => { await x.kill() }))
     await uplink?.close()
-    await t?.cleanup()
+    if (process.env.XO_MESH_TEST_KEEP === '1') console.log(`      kept ${t?.dir}`)
+    else await t?.cleanup()
   })
 
   it('brings every laptop\'s items to the mothership exactly once through cuts, two SIGKILLs of the server and moves of the server role', async () => {
@@ -244,11 +249,13 @@ describe('ten laptops, a school server, a staging agent and the mothership', fun
     assert.equal(kills, 2)
     assert.ok(moves.length >= 4, `the role moved: ${moves.join(' → ')}`)
 
-    // Everything arrives, exactly once per (origin, counter).
+    // Everything arrives, exactly once per (origin, counter). Only the laptops' items are counted:
+    // the agents' own items (registrations, samples) may reach the mothership too.
+    const origins = laptops.map(n => id.get(n)!)
     const count = (): number => {
       try {
         const db = openDatabase(join(dir('mothership'), 'mothership.db'))
-        try { return (db.prepare('SELECT count(*) AS n FROM items').get() as { n: number }).n } finally { db.close() }
+        try { return (db.prepare(`SELECT count(*) AS n FROM items WHERE origin IN (${origins.map(() => '?').join(', ')})`).get(...origins) as { n: number }).n } finally { db.close() }
       } catch { return 0 }
     }
     try {

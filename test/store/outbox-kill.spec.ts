@@ -65,7 +65,7 @@ describe('outbox under SIGKILL', function () {
       const o = Outbox.open(dir)
       for (const c of acks.own) {
         if (c > acks.forgotUpTo) assert.ok(present.has(c), `own item ${c} was acknowledged, not forgotten, and is gone (seed ${seed}, kill ${k})`)
-        assert.ok(o.holds(SELF, c), `own counter ${c} not remembered (seed ${seed})`)
+        assert.ok(o.lastCounter(SELF) >= c, `own counter ${c} not remembered (seed ${seed})`)
       }
       for (const c of acks.accepted) assert.ok(o.holds(PEER, c), `custody of ${PEER} ${c} was given and is lost (seed ${seed}, kill ${k})`)
       o.close()

@@ -1,6 +1,6 @@
 // The outbox: counters per origin that never repeat, custody that drops what
-// is held, refusal when full, forgetting exactly what a receipt covers, all
-// surviving a reopen.
+// is held now and takes again what comes back, refusal when full, forgetting
+// exactly what a receipt covers, all surviving a reopen.
 import assert from 'node:assert/strict'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -29,33 +29,60 @@ describe('outbox', () => {
     o.close()
   })
 
-  it('takes custody once: a batch offered again is dropped and gets the same custody', () => {
+  it('drops what it holds now and answers with the same custody', () => {
     const o = Outbox.open(dir)
     const batch = [item(A, 1), item(A, 2), item(B, 5)]
     const first = o.accept(batch)
     assert.ok(first.ok)
     assert.equal(first.added, 3)
-    assert.deepEqual(first.custody, [{ origin: A, contiguous: 2, above: [] }, { origin: B, contiguous: 0, above: [5] }])
-    o.forget(first.custody)
-    assert.equal(o.size.items, 0)
-    // Handed on and forgotten, still recognised:
+    assert.deepEqual(first.custody, [{ origin: A, contiguous: 0, above: [1, 2] }, { origin: B, contiguous: 0, above: [5] }])
     const again = o.accept(batch)
     assert.ok(again.ok)
     assert.equal(again.added, 0)
     assert.equal(again.duplicates, 3)
     assert.deepEqual(again.custody, first.custody)
+    assert.equal(o.size.items, 3)
     o.close()
   })
 
-  it('joins gaps: custody grows contiguous when the missing counters arrive', () => {
+  it('takes again an item it handed on when it comes back (the route looped: the server role moved), and vouches only for what it holds', () => {
+    // A hop handed A 1, 2 on and forgot them; the restarted school server offers them back to it.
+    // Answering "held once" would make the server forget the only copy left.
+    const o = Outbox.open(dir)
+    const batch = [item(A, 1), item(A, 2)]
+    assert.ok(o.accept(batch).ok)
+    assert.equal(o.forget([{ origin: A, contiguous: 2, above: [] }]), 2)
+    const back = o.accept(batch)
+    assert.ok(back.ok)
+    assert.equal(back.added, 2, 'taken again, not dropped as held')
+    assert.deepEqual(back.custody, [{ origin: A, contiguous: 0, above: [1, 2] }])
+    assert.deepEqual(o.load(0, 10, 1 << 20).items.map(e => e.counter), [1, 2], 'and offered on')
+    o.close()
+  })
+
+  it('takes its own items again when they come back, and still never reuses their counters', () => {
+    // The laptop that held the server role gets its own items back from the restarted server.
+    const o = Outbox.open(dir)
+    const own = [1, 2, 3].map(() => o.enqueue(A, 'statistics', body(5), 1))
+    assert.equal(o.forget([{ origin: A, contiguous: 3, above: [] }]), 3)
+    const back = o.accept(own)
+    assert.ok(back.ok)
+    assert.equal(back.added, 3)
+    assert.deepEqual(back.custody, [{ origin: A, contiguous: 0, above: [1, 2, 3] }])
+    assert.equal(o.enqueue(A, 'statistics', body(5), 1).counter, 4)
+    o.close()
+  })
+
+  it('custody lists the offered counters it holds, across offers and a reopen', () => {
     const o = Outbox.open(dir)
     o.accept([item(A, 1), item(A, 3), item(A, 5)])
-    const r = o.accept([item(A, 2), item(A, 4)])
+    const r = o.accept([item(A, 2), item(A, 4), item(A, 5)])
     assert.ok(r.ok)
-    assert.deepEqual(r.custody, [{ origin: A, contiguous: 5, above: [] }])
+    assert.deepEqual(r.custody, [{ origin: A, contiguous: 0, above: [2, 4, 5] }])
     o.close()
     const again = Outbox.open(dir)
     assert.ok(again.holds(A, 5) && !again.holds(A, 6))
+    assert.deepEqual(again.size, { items: 5, bytes: 50, origins: 1 })
     again.close()
   })
 
@@ -65,7 +92,7 @@ describe('outbox', () => {
     const part = o.accept([item(A, 2, 30), item(B, 1, 30)])
     assert.ok(part.ok)
     assert.equal(part.left, 1)
-    assert.deepEqual(part.custody, [{ origin: A, contiguous: 2, above: [] }, { origin: B, contiguous: 0, above: [] }])
+    assert.deepEqual(part.custody, [{ origin: A, contiguous: 0, above: [2] }, { origin: B, contiguous: 0, above: [] }])
     assert.deepEqual(o.accept([item(B, 1, 30), item(B, 2, 5)]), { ok: false, reason: 'full' })
     assert.equal(o.size.items, 2)
     assert.ok(!o.holds(B, 1) && !o.holds(B, 2))

@@ -52,4 +52,11 @@ export interface RegistryEntry {
   /** ms since the epoch, the server's clock. */
   registeredAt: number
   lastSeen: number
+  /**
+   * Whether this agent has relayed the entry upstream while it served. An
+   * agent answers registrations before the election makes it the server (a
+   * clone check); what it took then goes upstream at the next registration
+   * it answers as the server, not never.
+   */
+  relayed?: boolean
 }

@@ -14,6 +14,16 @@
 // kept once, and a sender forgets an item only when a receipt says the next
 // hop holds it. The core keeps nothing durable: a crash loses only what was
 // never persisted, and the new core starts by offering the outbox again.
+//
+// Routes can loop: the election moves the server role, and for a moment two
+// agents may each take the other for its next hop, so an item can travel
+// back down while a receipt for it is on its way up. Two rules keep a loop
+// from losing it: a receipt makes the sender forget only the items of that
+// batch (never others by a contiguous prefix), and once this agent has
+// vouched for an item in a receipt of its own, no receipt it awaits may make
+// it forget that item (nor may one arriving while the item is being stored
+// for a peer): it keeps it and offers it again. Otherwise each of the two
+// could forget the item on the strength of the other's receipt.
 import type { Core } from '../core.ts'
 import {
   DEFAULT_BACKOFF_MAX_MS, DEFAULT_BACKOFF_MIN_MS, DEFAULT_BATCH_BYTES, DEFAULT_BATCH_ITEMS, DEFAULT_BUSY_RETRY_MS, DEFAULT_FULL_RETRY_MS,
@@ -44,6 +54,8 @@ interface Batch {
   counters: Map<string, number[]>
   items: number
   deadline: number
+  /** Some of its items were vouched for since it was offered: they are kept, so the outbox is offered again. */
+  withheld: boolean
 }
 
 export class Relay implements Core<RelayInput, RelayOutput> {
@@ -75,8 +87,8 @@ export class Relay implements Core<RelayInput, RelayOutput> {
   private backoff: number
 
   // ---- receiver ----
-  /** peer → batches being persisted. */
-  private readonly persisting = new Map<string, Set<number>>()
+  /** peer → batches being persisted → their counters by origin (none of them may be forgotten meanwhile). */
+  private readonly persisting = new Map<string, Map<number, Map<string, number[]>>>()
   private persistingCount = 0
 
   readonly stats: RelayStats = {
@@ -137,13 +149,15 @@ export class Relay implements Core<RelayInput, RelayOutput> {
       case 'persisted':
         // What the store took sits in our outbox now, on its way up (a hop): look again.
         this.drained = false
-        if (this.donePersisting(input.peer, input.batch)) {
+        if (this.donePersisting(input.peer, input.batch) !== undefined) {
+          // We vouch for these now: a receipt we await must not make us forget them.
+          this.withhold(input.custody)
           this.stats.receiptsSent++
           out.push({ type: 'send', peer: input.peer, message: { type: 'receipt', batch: input.batch, custody: input.custody } })
         }
         break
       case 'refused':
-        if (this.donePersisting(input.peer, input.batch)) this.refuse(input.peer, input.batch, input.reason, out)
+        if (this.donePersisting(input.peer, input.batch) !== undefined) this.refuse(input.peer, input.batch, input.reason, out)
         break
       case 'timer':
         this.timer(now, out)
@@ -224,7 +238,7 @@ export class Relay implements Core<RelayInput, RelayOutput> {
     const id = this.nextBatch
     this.nextBatch = (this.nextBatch + 1) >>> 0
     this.retired.delete(id)
-    this.inFlight.set(id, { peer: up, counters, items: items.length, deadline: now + this.receiptTimeoutMs })
+    this.inFlight.set(id, { peer: up, counters, items: items.length, deadline: now + this.receiptTimeoutMs, withheld: false })
     this.stats.batchesSent++
     this.stats.itemsSent += items.length
     out.push({ type: 'send', peer: up, message: { type: 'offer', batch: id, items } })
@@ -241,23 +255,29 @@ export class Relay implements Core<RelayInput, RelayOutput> {
     const wasInFlight = this.inFlight.delete(batch)
     this.retired.delete(batch)
     this.stats.receipts++
-    // Coverage counts only for origins of this batch: a receipt speaks of what was offered.
+    // Coverage counts only for the items of this batch: a receipt speaks of what was offered.
     const covered: Custody[] = []
     let uncovered = 0
+    let withheld = b.withheld
+    const storing = this.beingPersisted()
     for (const [origin, counters] of b.counters) {
       const c = custody.find(x => x.origin === origin)
       if (c === undefined) { uncovered += counters.length; continue }
-      covered.push(c)
       const above = new Set(c.above)
+      const kept = storing.get(origin)
+      const gone: number[] = []
       for (const n of counters) {
-        if (n <= c.contiguous || above.has(n)) this.stats.itemsForgotten++
-        else uncovered++
+        if (n > c.contiguous && !above.has(n)) uncovered++
+        else if (kept?.has(n) === true) withheld = true // being stored for a peer, whose receipt will vouch for it
+        else gone.push(n)
       }
+      if (gone.length > 0) covered.push({ origin, contiguous: 0, above: gone.sort((x, y) => x - y) })
+      this.stats.itemsForgotten += gone.length
     }
     if (covered.length > 0) out.push({ type: 'forget', peer, custody: covered })
     this.backoff = this.backoffMinMs
-    // An honest hop covers all it was offered; what it did not is offered again from the start.
-    if (uncovered > 0 && wasInFlight) this.reset(false)
+    // An honest hop covers all it was offered; what it did not, and what we kept, is offered again from the start.
+    if ((uncovered > 0 || withheld) && wasInFlight) this.reset(false)
   }
 
   private message (peer: string, m: Message, now: number, out: RelayOutput[]): void {
@@ -304,8 +324,14 @@ export class Relay implements Core<RelayInput, RelayOutput> {
     if (mine?.has(batch) === true) return // a duplicate frame: the receipt is on its way
     if (!this.accept) { this.refuse(peer, batch, 'declined', out); return }
     if ((mine?.size ?? 0) >= this.persistsPerPeer || this.persistingCount >= this.persists) { this.refuse(peer, batch, 'busy', out); return }
-    if (mine === undefined) this.persisting.set(peer, new Set([batch]))
-    else mine.add(batch)
+    const counters = new Map<string, number[]>()
+    for (const it of items) {
+      const c = counters.get(it.origin)
+      if (c === undefined) counters.set(it.origin, [it.counter])
+      else c.push(it.counter)
+    }
+    if (mine === undefined) this.persisting.set(peer, new Map([[batch, counters]]))
+    else mine.set(batch, counters)
     this.persistingCount++
     out.push({ type: 'persist', peer, batch, items })
   }
@@ -317,13 +343,52 @@ export class Relay implements Core<RelayInput, RelayOutput> {
     out.push({ type: 'send', peer, message: { type: 'refusal', batch, reason, retryAfterMs } })
   }
 
-  /** Ends a persist; false when it was not pending (the peer went away meanwhile: send nothing). */
-  private donePersisting (peer: string, batch: number): boolean {
+  /** Ends a persist and returns its counters; undefined when it was not pending (the peer went away meanwhile: send nothing). */
+  private donePersisting (peer: string, batch: number): Map<string, number[]> | undefined {
     const mine = this.persisting.get(peer)
-    if (mine?.delete(batch) !== true) return false
+    const counters = mine?.get(batch)
+    if (mine === undefined || counters === undefined) return undefined
+    mine.delete(batch)
     this.persistingCount--
     if (mine.size === 0) this.persisting.delete(peer)
-    return true
+    return counters
+  }
+
+  /** The counters of every batch being persisted, by origin. */
+  private beingPersisted (): Map<string, Set<number>> {
+    const out = new Map<string, Set<number>>()
+    for (const batches of this.persisting.values()) {
+      for (const counters of batches.values()) {
+        for (const [origin, cs] of counters) {
+          let set = out.get(origin)
+          if (set === undefined) out.set(origin, (set = new Set()))
+          for (const c of cs) set.add(c)
+        }
+      }
+    }
+    return out
+  }
+
+  /**
+   * This agent is about to vouch for `custody` in a receipt: the batches it
+   * awaits receipts for (in flight, or retired whose late receipt would still
+   * count) no longer name those items, so no receipt makes it forget them.
+   * The peer that receives our receipt forgets them; we keep them and offer
+   * them again.
+   */
+  private withhold (custody: Custody[]): void {
+    for (const b of [...this.inFlight.values(), ...this.retired.values()]) {
+      for (const c of custody) {
+        const counters = b.counters.get(c.origin)
+        if (counters === undefined) continue
+        const above = new Set(c.above)
+        const left = counters.filter(n => n > c.contiguous && !above.has(n))
+        if (left.length === counters.length) continue
+        b.withheld = true
+        if (left.length > 0) b.counters.set(c.origin, left)
+        else b.counters.delete(c.origin)
+      }
+    }
   }
 
   private dropPersisting (peer: string): void {

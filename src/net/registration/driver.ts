@@ -194,6 +194,12 @@ export class RegistrationDriver implements MeshComponent {
   private async decideAndKeep (peer: string, g: Registration): Promise<Decision> {
     const run = this.writing.then(async () => {
       const d = decide(this.registry, peer, g, Date.now())
+      // only the school server's registry travels upstream (any agent answers, to catch a clone that thinks it serves);
+      // an entry taken before this agent served goes up at its first renewal here as the server
+      const serving = this.role === 'server' || this.server === this.self
+      const reported = this.registry.get(peer)?.relayed === true
+      const relay = serving && (d.verdict !== 'renewed' || !reported)
+      if (d.verdict !== 'conflict') d.entry.relayed = relay || (d.verdict === 'renewed' && reported)
       const next = applyDecision(this.registry, d)
       if (d.verdict !== 'conflict') {
         await this.save(next)
@@ -206,8 +212,7 @@ export class RegistrationDriver implements MeshComponent {
       } else if (d.verdict !== 'renewed') {
         this.log.info('laptop registered', { peerId: peer, serial: g.serial, nickname: g.nickname, verdict: d.verdict, ...(d.verdict === 'registered' && d.replaced !== undefined ? { replaces: d.replaced.peerId } : {}) })
       }
-      // only the school server's registry travels upstream (any agent answers, to catch a clone that thinks it serves)
-      if (d.verdict !== 'renewed' && (this.role === 'server' || this.server === this.self)) this.relay(peer, g, d)
+      if (relay) this.relay(peer, g, d)
       return d
     })
     this.writing = run.catch(() => {})
@@ -218,7 +223,8 @@ export class RegistrationDriver implements MeshComponent {
     if (this.init.enqueue === undefined) return
     const record = {
       type: 'registration',
-      verdict: d.verdict,
+      // a renewal relayed is an entry this server has not reported yet: its registration
+      verdict: d.verdict === 'renewed' ? 'registered' : d.verdict,
       peer_id: peer,
       serial: g.serial,
       machine_id: g.machineId,
