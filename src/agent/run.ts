@@ -3,6 +3,7 @@
 // signal, or a stop that takes longer than SHUTDOWN_TIMEOUT_S, exits 1.
 import { mkdir } from 'node:fs/promises'
 import { resolve } from 'node:path'
+import { isConnectionFault } from '../net/faults.ts'
 import { FileSink, createLogger, stderrSink, type LogSink } from '../net/logger.ts'
 import { applyOverrides, loadConfig, type ConfigOverrides } from './config.ts'
 import { SHUTDOWN_TIMEOUT_S } from './constants.ts'
@@ -102,6 +103,11 @@ export async function runAgent (options: RunOptions): Promise<number> {
     // libp2p internals occasionally reject a promise nobody awaits (an aborted dial): log it, keep running
     process.on('unhandledRejection', err => { log.error('unhandled rejection', { error: err }) })
     process.on('uncaughtException', err => {
+      // a connection closing under a write inside libp2p ends that connection, not the agent (src/net/faults.ts)
+      if (isConnectionFault(err)) {
+        log.warn('a connection failed inside libp2p; carrying on', { error: err, stack: err.stack })
+        return
+      }
       log.error('uncaught exception', { error: err, stack: err.stack })
       shutdown('uncaught exception', 2)
     })
