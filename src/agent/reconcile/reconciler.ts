@@ -7,7 +7,7 @@
 // the kind's handler before doing anything, so a pass after a kill (or a
 // second pass) does only what is left:
 //
-//   in place already          record it (and report it, once)
+//   in place already          clear what a killed apply left, record it (and report it, once)
 //   build not complete here   wait: the block exchange is fetching it
 //   failed lately             wait retry_s before trying again
 //   not this laptop's wave yet, or halted by failures seen (rollout.ts)
@@ -190,8 +190,12 @@ export class Reconciler implements MeshComponent {
     const mineLast = last?.build === cid ? last : undefined
     const waves = a.rollout?.waves.length ?? 0
     if (await h.installed(a)) {
-      // applied by an earlier run whose outcome was not recorded (killed), or by hand: recorded and reported once
-      if (mineLast?.ok !== true) await this.finish(a, doc, { ok: true, detail: 'in place', attempt: (mineLast?.attempt ?? 0) + 1 })
+      // applied by an earlier run whose outcome was not recorded (killed), or by hand: what the run left is
+      // cleared first (a kill during the clearing leaves it unrecorded, so it is cleared again), then recorded and reported once
+      if (mineLast?.ok !== true) {
+        await h.tidy?.(a)
+        await this.finish(a, doc, { ok: true, detail: 'in place', attempt: (mineLast?.attempt ?? 0) + 1 })
+      }
       return this.show(a, 'installed', this.state.installs[a.name]?.detail ?? 'in place', null)
     }
     if (!existsSync(join(this.c.repo.dir, 'builds', cid))) return this.show(a, 'fetching', 'the block exchange is fetching the build', null)
