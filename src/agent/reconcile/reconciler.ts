@@ -169,11 +169,13 @@ export class Reconciler implements MeshComponent {
       }
       view.push(await this.step(a, doc, adv))
     }
-    this.view = view
+    // the interrupted step's journal entry goes before the view says the pass's outcome: whoever reads `installed`
+    // (GET /deploy) finds no step left in progress
     if (this.interrupted && !this.stopped) {
       this.interrupted = false
       await this.journal.end()
     }
+    this.view = view
     const unpinned = this.content.unpinAllBut(new Set(mine.filter(a => a.kind === 'content').map(a => a.build.toString())))
     for (const u of unpinned) this.log.info('content no longer advised: unpinned', { build: u })
   }
