@@ -88,6 +88,8 @@ interface PeerState {
   lastResults: number
   /** The results (count/digest) it last advertised, when they differed from ours and a push had to wait for the interval. */
   owed?: string
+  /** When it was last answered with our state for advertising an older snapshot. */
+  lastAnswered: number
 }
 
 function hex (b: Uint8Array): string {
@@ -156,10 +158,12 @@ export class Advisory implements Core<AdvisoryInput, AdvisoryOutput> {
     switch (input.type) {
       case 'connected':
         if (!this.peers.has(input.peer)) {
-          this.peers.set(input.peer, { lastServed: -Infinity, lastResults: -Infinity })
+          this.peers.set(input.peer, { lastServed: -Infinity, lastResults: -Infinity, lastAnswered: -Infinity })
           // a laptop met in passing hears our state at once, not at our next Trickle slot
           out.push({ type: 'send', peer: input.peer, message: this.state() })
           this.stats.adverts++
+          // a new neighbour is news to the neighbourhood (RFC 6206, 6: an event that resets the timer): back to Imin
+          trickle.inconsistent(now)
         }
         break
       case 'disconnected':
@@ -212,6 +216,16 @@ export class Advisory implements Core<AdvisoryInput, AdvisoryOutput> {
         if (p.lastAdvert !== key) {
           p.lastAdvert = key
           trickle.inconsistent(now)
+        }
+        // a neighbour behind us is answered with our state at once, each time it advertises (at most once per serve
+        // interval), not only when its advert is news: our adverts go to each peer alone, so a Trickle interval
+        // suppressed by another neighbour's consistent advert leaves this one unanswered, and a pull it lost (a kill,
+        // a stream that died) would wait for our next unsuppressed slot, up to Imax
+        const behind = m.version < mine.version || (m.version === mine.version && m.rootVersion < mine.rootVersion && sameBytes(m.hash, mine.hash))
+        if (behind && this.held !== undefined && now - p.lastAnswered >= (this.init.serveIntervalMs ?? D.DEFAULT_SERVE_INTERVAL_MS)) {
+          p.lastAnswered = now
+          out.push({ type: 'send', peer, message: mine })
+          this.stats.adverts++
         }
         const newer = m.version > mine.version || (m.version === mine.version && m.rootVersion > mine.rootVersion && sameBytes(m.hash, mine.hash))
         if (newer && this.pull === undefined) {
