@@ -9,7 +9,7 @@ import assert from 'node:assert/strict'
 import fc from 'fast-check'
 import { createHash, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto'
 import {
-  INSTALL_RESULT_CONTEXT, InvalidMessageError, MAX_RESULT_BYTES, ResultSet, decodeResult, encodeResult, resultBody,
+  Advisory, INSTALL_RESULT_CONTEXT, type AdvisoryMessage, type AdvisoryOutput, InvalidMessageError, MAX_RESULT_BYTES, ResultSet, decodeResult, encodeResult, resultBody,
   MIN_RESULTS_FOR_NEXT_WAVE, rolloutDecision, rolloutPosition, type CheckedResult, type InstallResult, type RolloutPlan
 } from '../../src/core/advisory/index.ts'
 import { generateKey } from '../../src/trust/index.ts'
@@ -96,6 +96,25 @@ describe('advisory core: install results', function () {
     room.run(room.now + 3_600_000)
     const after = room.agents.reduce((n, x) => n + x.core.stats.resultsSent, 0)
     assert.equal(after, sent, 'results keep being pushed once every agent holds them')
+  })
+
+  it('two neighbours holding different results both end with the union in one exchange, with no Trickle slot needed', () => {
+    const mk = (): Advisory => new Advisory({ verify: () => ({ ok: false, code: 'x', reason: 'x' }), random: () => 0.5, checkResult: check })
+    const a = mk()
+    const b = mk()
+    a.handle({ type: 'connected', peer: 'b' }, 0)
+    b.handle({ type: 'connected', peer: 'a' }, 0)
+    a.handle({ type: 'result', record: signed(laptop(), BUILD, true, 1) }, 1)
+    b.handle({ type: 'result', record: signed(laptop(), BUILD, false, 2) }, 1)
+    const to = (outs: AdvisoryOutput[], peer: string): AdvisoryMessage[] => outs.flatMap(o => o.type === 'send' && o.peer === peer ? [o.message] : [])
+    // a hears b's state (b's Trickle slot); from then on only messages pass, no timer runs
+    let toB = to(a.handle({ type: 'message', peer: 'b', message: { type: 'state', version: 0, hash: new Uint8Array(0), rootVersion: 0, resultsCount: b.results.size, resultsDigest: b.results.digest() } }, 10), 'b')
+    for (let round = 0; round < 4 && toB.length > 0; round++) {
+      const toA = toB.flatMap(m => to(b.handle({ type: 'message', peer: 'a', message: m }, 20 + round), 'a'))
+      toB = toA.flatMap(m => to(a.handle({ type: 'message', peer: 'b', message: m }, 30 + round), 'b'))
+    }
+    assert.equal(a.results.size, 2, 'a holds both')
+    assert.equal(b.results.size, 2, 'b holds both')
   })
 
   it(`fuzz: ${RECORDS.toLocaleString('en')} random and mutated records bring out only InvalidMessageError`, () => {

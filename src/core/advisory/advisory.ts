@@ -206,7 +206,7 @@ export class Advisory implements Core<AdvisoryInput, AdvisoryOutput> {
           return
         }
         // install results differ: push ours (the peer pushes its own: the union is what both end with);
-        // holding none, answer with our state so that the peer pushes at once rather than at its next Trickle slot
+        // our state goes with them, so that the peer pushes what we lack at once rather than at its next Trickle slot
         if (!sameResults && this.init.checkResult !== undefined) {
           p.owed = resultsKey(m)
           this.payResults(peer, p, now, out)
@@ -293,7 +293,7 @@ export class Advisory implements Core<AdvisoryInput, AdvisoryOutput> {
 
   /**
    * Pushes our install results to a peer whose advertised results differ
-   * from ours (or, holding none, our state, so that it pushes its own), at
+   * from ours, then our state (so that it pushes those we lack), at
    * most once per serve interval; a push that must wait is owed and made at
    * the interval's end unless the peer has since caught up.
    */
@@ -307,10 +307,11 @@ export class Advisory implements Core<AdvisoryInput, AdvisoryOutput> {
       out.push({ type: 'send', peer, message: { type: 'results', records: records.slice(i, i + D.MAX_RESULTS_PER_MESSAGE) } })
       this.stats.resultsSent++
     }
-    if (records.length === 0) {
-      out.push({ type: 'send', peer, message: this.state() })
-      this.stats.adverts++
-    }
+    // then our state: the peer, holding the union of its results and ours once it has read them, sees from it at once
+    // whether it holds results we lack and pushes them. Left to its Trickle slot, the push back waits while another
+    // neighbour's consistent adverts suppress that slot, interval after interval in a line of laptops
+    out.push({ type: 'send', peer, message: this.state() })
+    this.stats.adverts++
   }
 
   /** Checks and keeps install results; what is new goes out (persist, count) and resets Trickle so it spreads. */
