@@ -185,6 +185,15 @@ async function switchCurrent (root: string, cid: CID): Promise<void> {
   await syncFs(root)
 }
 
+/**
+ * What an apply killed after its switch and before its prune left behind (a
+ * third version, a half-removed one, a stale staging directory) removed:
+ * `keep` (current) and the newest other version stay.
+ */
+export async function tidyVersions (root: string, keep: CID): Promise<void> {
+  await prune(root, keep, undefined)
+}
+
 /** Keeps the current version and the previous one; removes other versions and stale staging directories. */
 async function prune (root: string, keep: CID, previous: CID | undefined): Promise<void> {
   const versions = join(root, VERSIONS)

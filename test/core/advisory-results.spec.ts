@@ -3,13 +3,14 @@
 // halts the rollout where there is no link), a result signed by another key
 // or changed in transit is refused, the set keeps one result per laptop and
 // build, and a laptop's wave and go/no-go follow from its id, the clock and
-// the failures it has seen. 100,000 random and mutated records (1,000,000
+// the results it has seen (a later wave never goes on the clock alone). 100,000 random and mutated records (1,000,000
 // under XO_MESH_SOAK=1) bring out only InvalidMessageError.
 import assert from 'node:assert/strict'
+import fc from 'fast-check'
 import { createHash, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto'
 import {
-  INSTALL_RESULT_CONTEXT, InvalidMessageError, MAX_RESULT_BYTES, ResultSet, decodeResult, encodeResult, resultBody,
-  rolloutDecision, rolloutPosition, type CheckedResult, type InstallResult
+  Advisory, INSTALL_RESULT_CONTEXT, type AdvisoryMessage, type AdvisoryOutput, InvalidMessageError, MAX_RESULT_BYTES, ResultSet, decodeResult, encodeResult, resultBody,
+  MIN_RESULTS_FOR_NEXT_WAVE, rolloutDecision, rolloutPosition, type CheckedResult, type InstallResult, type RolloutPlan
 } from '../../src/core/advisory/index.ts'
 import { generateKey } from '../../src/trust/index.ts'
 import { Room } from './advisory-room.ts'
@@ -97,6 +98,25 @@ describe('advisory core: install results', function () {
     assert.equal(after, sent, 'results keep being pushed once every agent holds them')
   })
 
+  it('two neighbours holding different results both end with the union in one exchange, with no Trickle slot needed', () => {
+    const mk = (): Advisory => new Advisory({ verify: () => ({ ok: false, code: 'x', reason: 'x' }), random: () => 0.5, checkResult: check })
+    const a = mk()
+    const b = mk()
+    a.handle({ type: 'connected', peer: 'b' }, 0)
+    b.handle({ type: 'connected', peer: 'a' }, 0)
+    a.handle({ type: 'result', record: signed(laptop(), BUILD, true, 1) }, 1)
+    b.handle({ type: 'result', record: signed(laptop(), BUILD, false, 2) }, 1)
+    const to = (outs: AdvisoryOutput[], peer: string): AdvisoryMessage[] => outs.flatMap(o => o.type === 'send' && o.peer === peer ? [o.message] : [])
+    // a hears b's state (b's Trickle slot); from then on only messages pass, no timer runs
+    let toB = to(a.handle({ type: 'message', peer: 'b', message: { type: 'state', version: 0, hash: new Uint8Array(0), rootVersion: 0, resultsCount: b.results.size, resultsDigest: b.results.digest() } }, 10), 'b')
+    for (let round = 0; round < 4 && toB.length > 0; round++) {
+      const toA = toB.flatMap(m => to(b.handle({ type: 'message', peer: 'a', message: m }, 20 + round), 'a'))
+      toB = toA.flatMap(m => to(a.handle({ type: 'message', peer: 'b', message: m }, 30 + round), 'b'))
+    }
+    assert.equal(a.results.size, 2, 'a holds both')
+    assert.equal(b.results.size, 2, 'b holds both')
+  })
+
   it(`fuzz: ${RECORDS.toLocaleString('en')} random and mutated records bring out only InvalidMessageError`, () => {
     const random = rng(0x5e5)
     const int = (n: number): number => Math.floor(random() * n)
@@ -152,5 +172,62 @@ describe('advisory core: staged rollout', () => {
     assert.equal(rolloutDecision({ ...plan, maxFailedPercent: 50 }, 50, 0, 24 * H, { ok: 8, failed: 1 }).go, true)
     assert.equal(rolloutDecision({ waves: [{ percent: 30, after_s: 0 }] }, 31, 0, 99 * H, none).go, false, 'beyond the last wave: never')
     assert.equal(rolloutDecision(undefined, 99, 0, 0, { ok: 0, failed: 1 }).go, false, 'no waves, but failures halt too')
+  })
+
+  it('a later wave whose time has come but which has heard no result waits for evidence, then goes or halts on it', () => {
+    const none = { ok: 0, failed: 0 }
+    const blind = rolloutDecision(plan, 50, 0, 99 * H, none)
+    assert.equal(blind.go, false, 'the delay alone is not evidence')
+    assert.ok(!blind.go && blind.until === undefined && blind.halted !== true, 'waits for results, not for the clock')
+    assert.match(blind.reason, /waits for evidence/)
+    assert.equal(rolloutDecision(plan, 50, 0, 24 * H, { ok: 1, failed: 0 }).go, true, 'one success from the first wave')
+    const failed = rolloutDecision(plan, 50, 0, 24 * H, { ok: 0, failed: 1 })
+    assert.ok(!failed.go && failed.halted === true, 'one failure from the first wave halts')
+    assert.ok(!rolloutDecision(plan, 50, 0, 23 * H, { ok: 0, failed: 1 }).go && (rolloutDecision(plan, 50, 0, 23 * H, { ok: 0, failed: 1 }) as { halted?: boolean }).halted === true, 'halted shows before the wave\'s time')
+  })
+
+  // plans of one to four waves with increasing percents and delays; places, clocks and tallies anywhere
+  const plans = fc.array(fc.record({ percent: fc.integer({ min: 1, max: 100 }), after_s: fc.integer({ min: 0, max: 48 * 3600 }) }), { minLength: 1, maxLength: 4 })
+    .map(ws => {
+      const percents = [...new Set(ws.map(w => w.percent))].sort((a, b) => a - b)
+      const delays = ws.map(w => w.after_s).sort((a, b) => a - b)
+      return percents.map((percent, i) => ({ percent, after_s: delays[i]! }))
+    })
+    .chain(waves => fc.record({ waves: fc.constant(waves), maxFailedPercent: fc.option(fc.integer({ min: 1, max: 100 }), { nil: undefined }) }))
+    .map(p => (p.maxFailedPercent === undefined ? { waves: p.waves } : p) as RolloutPlan)
+  // no result at all, one of a kind, or many: the edges are where the rule lives
+  const tallies = fc.oneof({ arbitrary: fc.constant({ ok: 0, failed: 0 }), weight: 3 }, { arbitrary: fc.record({ ok: fc.nat(2), failed: fc.nat(2) }), weight: 2 }, { arbitrary: fc.record({ ok: fc.nat(50), failed: fc.nat(50) }), weight: 1 })
+  const place = fc.double({ min: 0, max: 99.999, noNaN: true })
+  const clock = fc.integer({ min: 0, max: 60 * H })
+
+  it('property: a go has its wave\'s time, fewer failures than the limit and, past the first wave, evidence', () => {
+    fc.assert(fc.property(plans, place, clock, tallies, (p, position, now, tally) => {
+      const d = rolloutDecision(p, position, 0, now, tally)
+      if (!d.go) return
+      const wave = p.waves.findIndex(w => position < w.percent)
+      assert.equal(d.wave, wave)
+      assert.ok(now >= p.waves[wave]!.after_s * 1000, 'not before its wave\'s time')
+      const seen = tally.ok + tally.failed
+      assert.ok(seen === 0 || tally.failed * 100 < (p.maxFailedPercent ?? 10) * seen, 'not over the failure limit')
+      if (wave > 0) assert.ok(seen >= MIN_RESULTS_FOR_NEXT_WAVE, 'a later wave never goes on the clock alone')
+    }), { numRuns: 5000 })
+  })
+
+  it('property: with no result heard only the first wave goes, and only once its time has come', () => {
+    fc.assert(fc.property(plans, place, clock, (p, position, now) => {
+      const d = rolloutDecision(p, position, 0, now, { ok: 0, failed: 0 })
+      const wave = p.waves.findIndex(w => position < w.percent)
+      assert.equal(d.go, wave === 0 && now >= p.waves[0]!.after_s * 1000, JSON.stringify({ p, position, now, d }))
+    }), { numRuns: 2000 })
+  })
+
+  it('property: another failure heard never turns a wait into a go; another success never turns a go into a wait', () => {
+    fc.assert(fc.property(plans, place, clock, tallies, (p, position, now, tally) => {
+      const d = rolloutDecision(p, position, 0, now, tally)
+      const worse = rolloutDecision(p, position, 0, now, { ...tally, failed: tally.failed + 1 })
+      if (!d.go) assert.equal(worse.go, false)
+      const better = rolloutDecision(p, position, 0, now, { ...tally, ok: tally.ok + 1 })
+      if (d.go) assert.equal(better.go, true)
+    }), { numRuns: 2000 })
   })
 })

@@ -61,6 +61,40 @@ describe('advisory core: pulls', () => {
   })
 })
 
+describe('advisory core: neighbours that are new or behind', () => {
+  const hash = (b: number): Uint8Array => new Uint8Array(36).fill(b)
+  const held = { version: 5, hash: hash(5), snapshot: new Uint8Array([5]), rootVersion: 1, roots: [new Uint8Array([1])] }
+  const statesTo = (outs: AdvisoryOutput[], peer: string): number[] => outs.flatMap(o => o.type === 'send' && o.peer === peer && o.message.type === 'state' ? [o.message.version] : [])
+  /** A core holding version 5 for an hour beside a peer that holds it too: its Trickle interval is long. */
+  function quiet (): Advisory {
+    const core = new Advisory({ verify: () => ({ ok: false, code: 'x', reason: 'x' }), random: () => 0.5, held })
+    core.handle({ type: 'connected', peer: 'l' }, 0)
+    for (let now = 0; now <= HOUR; now += 60_000) core.handle({ type: 'timer' }, now)
+    assert.ok(core.nextDeadline()! - HOUR > 60_000, 'converged: the next advert is minutes away')
+    return core
+  }
+
+  it('a new neighbour is told our state at once, without resetting Trickle (a reset per connection costs a waking school dearly)', () => {
+    const core = quiet()
+    const before = core.nextDeadline()
+    assert.deepEqual(statesTo(core.handle({ type: 'connected', peer: 'n' }, HOUR + 1), 'n'), [5])
+    assert.equal(core.nextDeadline(), before, 'the converged room stays quiet')
+  })
+
+  it('a neighbour that advertises an older snapshot is answered with ours at once, every time (at most once per 2 s), however quiet the room', () => {
+    const core = quiet()
+    core.handle({ type: 'connected', peer: 'r' }, HOUR)
+    const behind = { type: 'state' as const, version: 4, hash: hash(4), rootVersion: 1 }
+    // the restarted laptop advertises its old snapshot; its pull after our answer is lost; it advertises the same again later
+    assert.deepEqual(statesTo(core.handle({ type: 'message', peer: 'r', message: behind }, HOUR + 10), 'r'), [5])
+    assert.deepEqual(statesTo(core.handle({ type: 'message', peer: 'r', message: behind }, HOUR + 500), 'r'), [], 'not twice within 2 s')
+    core.handle({ type: 'timer' }, HOUR + 39_000) // Trickle's own slots until then (its next is at +55 s)
+    assert.deepEqual(statesTo(core.handle({ type: 'message', peer: 'r', message: behind }, HOUR + 40_000), 'r'), [5], 'the same old state again: answered again')
+    // a neighbour as new as we are, or newer, is not answered (Trickle and pulls take care of those)
+    assert.deepEqual(statesTo(core.handle({ type: 'message', peer: 'l', message: { type: 'state', version: 5, hash: hash(5), rootVersion: 1 } }, HOUR + 41_000), 'l'), [])
+  })
+})
+
 describe('advisory core: rooms', function () {
   this.timeout(120_000)
 

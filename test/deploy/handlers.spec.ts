@@ -5,7 +5,7 @@
 // CRC and refuses names that climb out of the folder.
 import assert from 'node:assert/strict'
 import { deflateRawSync, crc32 } from 'node:zlib'
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { tempDir } from '../support/cli.ts'
 import { Repo } from '../../src/content/repo.ts'
@@ -13,6 +13,8 @@ import { addDirectory } from '../../src/content/add.ts'
 import { readZip, safeEntryName } from '../../src/content/zip.ts'
 import { activityHandler } from '../../src/agent/reconcile/activity.ts'
 import { configHandler } from '../../src/agent/reconcile/config.ts'
+import { osHandler } from '../../src/agent/reconcile/os.ts'
+import { VERSIONS, applyBuild, currentVersion } from '../../src/content/apply.ts'
 import { compareVersions, parseActivityVersion } from '../../src/agent/reconcile/activity-bundle.ts'
 import type { HandlerContext } from '../../src/agent/reconcile/handler.ts'
 import { silentLogger } from '../../src/net/logger.ts'
@@ -70,7 +72,7 @@ describe('deployment handlers', function () {
   })
   after(async () => { await t?.cleanup() })
 
-  const build = async (files: Record<string, Buffer | string>, kind: 'activity' | 'content'): Promise<CID> => {
+  const build = async (files: Record<string, Buffer | string>, kind: 'activity' | 'content' | 'os'): Promise<CID> => {
     const dir = join(t.dir, `tree-${n++}`)
     for (const [p, data] of Object.entries(files)) {
       mkdirSync(join(dir, p, '..'), { recursive: true })
@@ -125,6 +127,25 @@ describe('deployment handlers', function () {
     assert.equal(readFileSync(join(ctx.settings.configRoot, 'unrelated'), 'utf8'), 'mine\n')
     assert.equal(await h.installed(a), true)
     assert.match(await h.apply(a), /0 of 2/)
+  })
+
+  it('an OS apply killed between its switch and its prune: in place, and tidy leaves the current version and the previous one', async () => {
+    const h = osHandler(ctx)
+    const root = ctx.settings.osRoot
+    const [a, b, c] = await Promise.all(['a', 'b', 'c'].map(async v => advisory(await build({ 'etc/os-release': `VERSION=${v}\n`, 'lib/x.so': `x-${v}` }, 'os'), 'os')))
+    await h.apply(a!)
+    await h.apply(b!)
+    // c written and switched to, as applyBuild does, by a run killed before it pruned: three versions
+    const aside = join(t.dir, 'os-aside')
+    await applyBuild(repo.store, c!.build, aside)
+    renameSync(join(aside, VERSIONS, c!.build.toString()), join(root, VERSIONS, c!.build.toString()))
+    symlinkSync(join(VERSIONS, c!.build.toString()), join(root, 'current.next'))
+    renameSync(join(root, 'current.next'), join(root, 'current'))
+    assert.equal(readdirSync(join(root, VERSIONS)).length, 3)
+    assert.equal(await h.installed(c!), true, 'the switch was made: in place')
+    await h.tidy!(c!)
+    assert.deepEqual(readdirSync(join(root, VERSIONS)).sort(), [b!.build.toString(), c!.build.toString()].sort(), 'current and previous kept, the oldest removed')
+    assert.equal((await currentVersion(root))?.toString(), c!.build.toString())
   })
 
   it('reads zips checking names and versions', () => {

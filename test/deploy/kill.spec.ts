@@ -6,12 +6,18 @@
 // after it starts applying (under soak: both), and started again. Every
 // laptop must end on the advised build,
 // verified file by file, with no staging directory, partial file or journal
-// left, and its install report recorded. 10 runs under XO_MESH_SOAK=1, 2
-// with XO_MESH_DEPLOY_KILL=1.
-// KNOWN FAILURE, being chased: now and then a laptop restarted after SIGKILL
-// keeps the previous snapshot for more than 60 s (one CI run in three, and
-// the ten-run soak at run 3 or 5), so this test is out of `npm test` until
-// that is fixed; issue 7 stays open.
+// left, and its install report recorded. 10 runs under XO_MESH_SOAK=1; one
+// with XO_MESH_DEPLOY_KILL=1 (one laptop killed mid-fetch, the other
+// mid-apply). Out of npm test for its length, not for a failure: one run
+// takes 60-110 s of wall time on a machine under load 20-30 (agents started
+// five times), more than npm test's budget for one spec.
+// What it found, each with a fast test of its own: a laptop restarted after
+// SIGKILL kept its old snapshot for minutes (its peer's stream and State came
+// while the agent started, before the advisory core existed, and were lost:
+// test/net/advisory-driver.spec.ts; a peer behind us is now answered at once:
+// test/core/advisory.spec.ts), a kill between the OS switch and the prune
+// left three versions (test/deploy/handlers.spec.ts), and the deploy view
+// said installed a moment before the interrupted step's journal was cleared.
 import assert from 'node:assert/strict'
 import { existsSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
@@ -21,7 +27,7 @@ import { rng } from '../core/mesh.ts'
 import { Classroom, ok, osTree } from './support.ts'
 
 const SOAK = process.env.XO_MESH_SOAK !== undefined && process.env.XO_MESH_SOAK !== ''
-const RUNS = SOAK ? 10 : 2
+const RUNS = SOAK ? 10 : 1
 const LAPTOPS = [1, 2]
 
 function partials (dir: string): string[] {
@@ -40,7 +46,7 @@ describe('deployment: SIGKILL during fetch and apply', function () {
 
   before(async function () {
     if (!SOAK && process.env.XO_MESH_DEPLOY_KILL !== '1') {
-      console.log('      skipped: runs under npm run soak or XO_MESH_DEPLOY_KILL=1 (a known failure is being chased, see the top of this file)')
+      console.log('      skipped (a minute or two): runs under npm run soak (ten runs) or XO_MESH_DEPLOY_KILL=1 (one)')
       this.skip()
     }
     t = await tempDir('xo-mesh-deploy-kill-')

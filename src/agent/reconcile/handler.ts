@@ -36,4 +36,10 @@ export interface KindHandler {
    * report; throws (the message goes in the report) when it cannot.
    */
   apply (a: Advisory): Promise<string>
+  /**
+   * Clears what an apply killed after the build was in place and before it
+   * finished left behind (an OS apply's old versions past two). Run when the
+   * reconciler finds the build in place without a recorded success.
+   */
+  tidy?: (a: Advisory) => Promise<void>
 }

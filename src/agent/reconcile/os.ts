@@ -8,7 +8,7 @@
 import { execFile } from 'node:child_process'
 import { lstatSync } from 'node:fs'
 import { join } from 'node:path'
-import { VERSIONS, applyBuild, currentVersion } from '../../content/apply.ts'
+import { VERSIONS, applyBuild, currentVersion, tidyVersions } from '../../content/apply.ts'
 import type { CID } from '../../content/cid.ts'
 import type { Advisory } from '../../trust/index.ts'
 import type { HandlerContext, KindHandler } from './handler.ts'
@@ -40,6 +40,11 @@ export function osHandler (ctx: HandlerContext): KindHandler {
       let current: CID | undefined
       try { current = await currentVersion(root) } catch { return false }
       return current?.equals(a.build) === true && lstatSync(join(root, VERSIONS, a.build.toString()), { throwIfNoEntry: false })?.isDirectory() === true
+    },
+
+    async tidy (a: Advisory): Promise<void> {
+      // a kill between the switch and the prune leaves three versions: the switch is done, the prune is redone here
+      await tidyVersions(root, a.build)
     },
 
     async apply (a: Advisory): Promise<string> {

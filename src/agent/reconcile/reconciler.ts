@@ -7,7 +7,7 @@
 // the kind's handler before doing anything, so a pass after a kill (or a
 // second pass) does only what is left:
 //
-//   in place already          record it (and report it, once)
+//   in place already          clear what a killed apply left, record it (and report it, once)
 //   build not complete here   wait: the block exchange is fetching it
 //   failed lately             wait retry_s before trying again
 //   not this laptop's wave yet, or halted by failures seen (rollout.ts)
@@ -169,11 +169,13 @@ export class Reconciler implements MeshComponent {
       }
       view.push(await this.step(a, doc, adv))
     }
-    this.view = view
+    // the interrupted step's journal entry goes before the view says the pass's outcome: whoever reads `installed`
+    // (GET /deploy) finds no step left in progress
     if (this.interrupted && !this.stopped) {
       this.interrupted = false
       await this.journal.end()
     }
+    this.view = view
     const unpinned = this.content.unpinAllBut(new Set(mine.filter(a => a.kind === 'content').map(a => a.build.toString())))
     for (const u of unpinned) this.log.info('content no longer advised: unpinned', { build: u })
   }
@@ -190,8 +192,12 @@ export class Reconciler implements MeshComponent {
     const mineLast = last?.build === cid ? last : undefined
     const waves = a.rollout?.waves.length ?? 0
     if (await h.installed(a)) {
-      // applied by an earlier run whose outcome was not recorded (killed), or by hand: recorded and reported once
-      if (mineLast?.ok !== true) await this.finish(a, doc, { ok: true, detail: 'in place', attempt: (mineLast?.attempt ?? 0) + 1 })
+      // applied by an earlier run whose outcome was not recorded (killed), or by hand: what the run left is
+      // cleared first (a kill during the clearing leaves it unrecorded, so it is cleared again), then recorded and reported once
+      if (mineLast?.ok !== true) {
+        await h.tidy?.(a)
+        await this.finish(a, doc, { ok: true, detail: 'in place', attempt: (mineLast?.attempt ?? 0) + 1 })
+      }
       return this.show(a, 'installed', this.state.installs[a.name]?.detail ?? 'in place', null)
     }
     if (!existsSync(join(this.c.repo.dir, 'builds', cid))) return this.show(a, 'fetching', 'the block exchange is fetching the build', null)

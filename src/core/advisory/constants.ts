@@ -40,3 +40,9 @@ export const RESULTS_DIGEST_BYTES = 32
  * failed, unless the advisory says otherwise (rollout.max_failed_percent).
  */
 export const DEFAULT_MAX_FAILED_PERCENT = 10
+/**
+ * A wave after the first starts only once the laptop holds at least this many
+ * install results for the build (rollout.ts): the earlier waves' outcome, not
+ * the clock alone, lets it go.
+ */
+export const MIN_RESULTS_FOR_NEXT_WAVE = 1

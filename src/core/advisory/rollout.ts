@@ -9,8 +9,22 @@
 // failed: failures reach it through the mesh (results.ts), so a bad build
 // halts after its first wave in a school with no link.
 //
+// "After N hours if fewer than F% failed" is a promise about evidence, not
+// only about the clock: a laptop of a later wave that has heard no install
+// result of the build at all knows nothing of how the earlier waves fared
+// (their results may be slow to fetch, apply or spread, on a busy laptop or
+// across a mesh that is split for now), and zero failures out of zero
+// results is not "fewer than F%". So a later wave starts once its time has
+// come AND the laptop holds at least MIN_RESULTS_FOR_NEXT_WAVE results for
+// the build. Results come first from the earlier waves: a later-wave laptop
+// only installs, and only publishes a result, once it has evidence itself.
+// The first wave needs none (somebody has to go first). The price: in a
+// school whose earlier waves hold no laptop, a later wave waits until a
+// result arrives (docs/deployment.md says how a deployment sizes its first
+// wave and what it can do then).
+//
 // Pure functions: no clock (now is given), no randomness.
-import { DEFAULT_MAX_FAILED_PERCENT } from './constants.ts'
+import { DEFAULT_MAX_FAILED_PERCENT, MIN_RESULTS_FOR_NEXT_WAVE } from './constants.ts'
 import type { Tally } from './results.ts'
 
 export interface RolloutWave { percent: number, after_s: number }
@@ -44,13 +58,19 @@ export function rolloutPosition (laptop: string, build: string): number {
 
 export type RolloutDecision =
   | { go: true, wave: number, reason: string }
-  /** Wait; `until` (ms) when the wait is for the clock, undefined when for the failures to fall (or never). */
+  /**
+   * Wait; `until` (ms) when the wait is for the clock, undefined when for
+   * results (the failures to fall, or the first evidence to arrive) or never;
+   * `halted` when failures hold it back.
+   */
   | { go: false, wave: number | undefined, reason: string, until?: number, halted?: boolean }
 
 /**
  * May this laptop install the build now? `issued`: the snapshot's issue time
  * (ms), `tally`: the install results seen for the build (one per laptop),
- * `position`: rolloutPosition(...).
+ * `position`: rolloutPosition(...). In this order: a halt on failures
+ * (whatever the wave), the wave's time, and for a wave after the first the
+ * evidence of the earlier ones.
  */
 export function rolloutDecision (plan: RolloutPlan | undefined, position: number, issued: number, now: number, tally: Tally): RolloutDecision {
   const waves = plan?.waves ?? []
@@ -58,13 +78,17 @@ export function rolloutDecision (plan: RolloutPlan | undefined, position: number
   if (waves.length > 0) {
     wave = waves.findIndex(w => position < w.percent)
     if (wave < 0) return { go: false, wave: undefined, reason: `in no wave (place ${position.toFixed(2)} of 100; the last wave reaches ${waves[waves.length - 1]!.percent}%)` }
-    const start = issued + waves[wave]!.after_s * 1000
-    if (now < start) return { go: false, wave, reason: `wave ${wave + 1} of ${waves.length} starts at ${start} (ms)`, until: start }
   }
   const seen = tally.ok + tally.failed
   const max = plan?.maxFailedPercent ?? DEFAULT_MAX_FAILED_PERCENT
   if (seen > 0 && tally.failed * 100 >= max * seen) {
     return { go: false, wave, halted: true, reason: `halted: ${tally.failed} of the ${seen} install results seen failed (at least ${max}%)` }
   }
-  return { go: true, wave, reason: waves.length > 0 ? `wave ${wave + 1} of ${waves.length}` : 'no staged rollout' }
+  if (waves.length === 0) return { go: true, wave, reason: 'no staged rollout' }
+  const start = issued + waves[wave]!.after_s * 1000
+  if (now < start) return { go: false, wave, reason: `wave ${wave + 1} of ${waves.length} starts at ${start} (ms)`, until: start }
+  if (wave > 0 && seen < MIN_RESULTS_FOR_NEXT_WAVE) {
+    return { go: false, wave, reason: `wave ${wave + 1} of ${waves.length} has started but waits for evidence: ${seen} install result(s) of the build heard, ${MIN_RESULTS_FOR_NEXT_WAVE} needed from the earlier waves` }
+  }
+  return { go: true, wave, reason: `wave ${wave + 1} of ${waves.length}` }
 }

@@ -97,7 +97,20 @@ function originOf (key: Uint8Array): string {
 const PRIORITY: Record<Priority, number> = { low: -10, normal: 0, high: 10, urgent: 20 }
 const MAX_REFUSALS_SHOWN = 10
 
-interface Link { out?: Stream, conn?: Connection, opening: boolean, reader: LengthPrefixedReader, connected: boolean, detach?: () => void }
+interface Link {
+  out?: Stream
+  conn?: Connection
+  opening: boolean
+  reader: LengthPrefixedReader
+  /** The core was told of this peer (our stream to it is open). */
+  connected: boolean
+  /** Its messages that came before our stream to it opened, handed to the core right after `connected` (at most MAX_EARLY). */
+  early: AdvisoryMessage[]
+  detach?: () => void
+}
+
+/** Messages of a peer kept until our stream to it opens; a peer that sends more before that loses the rest (it advertises again). */
+const MAX_EARLY = 16
 
 function frame (m: AdvisoryMessage): Uint8Array {
   const body = encodeMessage(m)
@@ -321,10 +334,33 @@ export class AdvisoryDriver implements MeshComponent {
 
   // ---- the core ---------------------------------------------------------------
 
+  /**
+   * Queues an input for the core. Streams open from beforeStart (the handler
+   * is registered there) while the core is made in start: what comes before
+   * it waits in the queue, so a peer met during start-up is never lost (it
+   * was: a laptop restarted after a kill kept its old snapshot while its peer
+   * held a newer one, the core never having heard of that peer).
+   */
   private input (i: AdvisoryInput): void {
-    if (this.stopped || this.core === undefined) { this.waiters.get(i)?.(undefined); this.waiters.delete(i); return }
+    if (this.stopped || this.state === undefined) { this.waiters.get(i)?.(undefined); this.waiters.delete(i); return }
     this.inputs.push(i)
-    this.pumping ??= this.pump().finally(() => { this.pumping = undefined })
+    this.kick()
+  }
+
+  /**
+   * Runs the pump unless it runs. A pump with nothing to await ends in the
+   * call that started it, but `pumping` is cleared a microtask later: an
+   * input queued in between (the second frame of a chunk, the early messages
+   * after `connected`) found it set and waited for the next input, up to a
+   * Trickle interval (minutes). So the pump is started again when it ends
+   * with inputs left.
+   */
+  private kick (): void {
+    if (this.pumping !== undefined || this.core === undefined || this.stopped) return // start() kicks once the core exists
+    this.pumping = this.pump().finally(() => {
+      this.pumping = undefined
+      if (this.inputs.length > 0) this.kick()
+    })
   }
 
   private async pump (): Promise<void> {
@@ -418,7 +454,7 @@ export class AdvisoryDriver implements MeshComponent {
 
   private link (peer: string): Link {
     let l = this.links.get(peer)
-    if (l === undefined) this.links.set(peer, l = { opening: false, reader: new LengthPrefixedReader(MAX_MESSAGE_SIZE), connected: false })
+    if (l === undefined) this.links.set(peer, l = { opening: false, reader: new LengthPrefixedReader(MAX_MESSAGE_SIZE), connected: false, early: [] })
     return l
   }
 
@@ -446,6 +482,7 @@ export class AdvisoryDriver implements MeshComponent {
     })
     l.connected = true
     this.input({ type: 'connected', peer })
+    for (const message of l.early.splice(0)) this.input({ type: 'message', peer, message })
   }
 
   private onInbound (stream: Stream, connection: Connection): void {
@@ -460,7 +497,13 @@ export class AdvisoryDriver implements MeshComponent {
     const onMessage = (evt: StreamMessageEvent): void => {
       try {
         const chunk = evt.data instanceof Uint8Array ? evt.data : evt.data.subarray()
-        for (const body of l.reader.push(chunk)) this.input({ type: 'message', peer, message: decodeMessage(body) })
+        for (const body of l.reader.push(chunk)) {
+          const message = decodeMessage(body)
+          // the core hears a peer only once told of it (and our stream to it opens after its to us, often):
+          // what it says before that is kept and handed over then, not dropped
+          if (l.connected) this.input({ type: 'message', peer, message })
+          else if (l.early.length < MAX_EARLY) l.early.push(message)
+        }
       } catch (err) {
         const why = err instanceof InvalidMessageError ? err.message : String(err)
         this.log.warn('malformed advisory frame: stream closed', { peerId: peer, reason: why })
