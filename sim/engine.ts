@@ -34,7 +34,8 @@ const EMPTY = new Uint8Array(0)
 /** The engine's own world event: look for neighbours again (world.ts's kinds are below 100). */
 const REDISCOVER = 100
 
-type Item = { data: false, proto: 0 | 1, message: unknown, bytes: number } | { data: true, frame: Blocks, bytes: number, root: Uint8Array, indices: Uint32Array, missing: number[], cids: Uint8Array[] }
+/** What a stream carries, with the stream it goes on: the event that delivers it needs nothing else (one object per message). */
+type Item = { stream: Stream, data: false, proto: 0 | 1, message: unknown, bytes: number } | { stream: Stream, data: true, frame: Blocks, bytes: number, root: Uint8Array, indices: Uint32Array, missing: number[], cids: Uint8Array[] }
 
 /** One direction of a connection: a FIFO stream. */
 class Stream {
@@ -68,8 +69,6 @@ export class Conn {
 
   from (n: number): Stream { return n === this.a ? this.ab : this.ba }
 }
-
-interface Delivery { stream: Stream, epoch: number, item: Item }
 
 /**
  * One election frame from a node to some of its neighbours, all delivered by
@@ -160,6 +159,11 @@ export class Engine {
   private electionAt = new Float64Array(0)
   /** Per node: when its set of radio connections last changed, ms. */
   lastChange = new Float64Array(0)
+  /**
+   * Per node: its peer id as the cores see it. One string per node for the
+   * whole run, so the cores' maps hash it once, not a new string per input.
+   */
+  private readonly peerNames: string[] = []
 
   constructor (scenario: Scenario, hooks: EngineHooks = {}) {
     this.scenario = scenario
@@ -191,6 +195,7 @@ export class Engine {
     const id = this.nodes.length
     const random = this.random.fork(100 + id)
     const core = this.newCore(random, virtual)
+    this.peerNames.push(String(id))
     const n = new SimNode(id, name, group, this.builds.length, random, core, battery, virtual)
     this.nodes.push(n)
     if (this.electionAt.length < this.nodes.length) {
@@ -216,6 +221,14 @@ export class Engine {
       ...(mothership ? { uploadSlots: many, newPeersPerSecond: many } : x.uploadSlots !== undefined ? { uploadSlots: x.uploadSlots } : {}),
       ...(x.announceDelayMs !== undefined ? { tuning: { announceDelay: x.announceDelayMs } } : {})
     })
+  }
+
+  private peerName (i: number): string { return this.peerNames[i]! }
+
+  /** The build a root names: by identity first (the cores pass the build's own root along), else by its key. */
+  private buildOf (root: Uint8Array): SimBuild | undefined {
+    for (const b of this.builds) if (b.root === root) return b
+    return this.buildByKey.get(cidKey(root))
   }
 
   /** Gives a node a complete copy of a build (on its disk from the start). */
@@ -251,7 +264,7 @@ export class Engine {
         this.feed(n, { type: 'timer' })
         return
       }
-      case EV.DELIVER: return this.deliver(e.ref as Delivery)
+      case EV.DELIVER: return this.deliver(e.ref as Item)
       case EV.CLAIMS: return this.deliverClaims(e.ref as ClaimsDelivery)
       case EV.DOMAIN: {
         for (const f of this.radio.onDomainEnd(e.ref as Domain, e.a, this.now)) this.sent(f.token as Stream)
@@ -325,7 +338,7 @@ export class Engine {
       case 'serve': return this.serve(n, o.peer, o.root, o.indices, o.cids)
       case 'store': return this.store(n, o.peer, o.root, o.blocks, o.entries)
       case 'load': {
-        const b = this.buildByKey.get(cidKey(o.root))
+        const b = this.buildOf(o.root)
         if (b === undefined) {
           n.pending.push({ type: 'loaded', root: o.root, result: { status: 'failed', reason: 'unknown build' } })
           return
@@ -349,7 +362,7 @@ export class Engine {
         return
       }
       case 'complete': {
-        const b = this.buildByKey.get(cidKey(o.root))
+        const b = this.buildOf(o.root)
         if (b !== undefined && Number.isNaN(n.completeAt[b.index]!)) n.completeAt[b.index] = this.now
         return
       }
@@ -360,7 +373,7 @@ export class Engine {
   }
 
   private store (n: SimNode, peer: string, root: Uint8Array, m: Blocks, entries: Uint32Array): void {
-    const b = this.buildByKey.get(cidKey(root))
+    const b = this.buildOf(root)
     if (b === undefined) return
     const h = n.held[b.index] ?? (n.held[b.index] = new HeldBuild(b, false))
     if (m.cids.length > 0) {
@@ -386,7 +399,7 @@ export class Engine {
   private serve (n: SimNode, peerText: string, root: Uint8Array, indices: Uint32Array, cids: Uint8Array[]): void {
     const peer = Number(peerText)
     const conn = n.conns.get(peer)
-    const b = this.buildByKey.get(cidKey(root))
+    const b = this.buildOf(root)
     const h = b === undefined ? undefined : n.held[b.index]
     const present: number[] = []
     const missing: number[] = []
@@ -412,7 +425,8 @@ export class Engine {
     const payload = offsets[sz.length]!
     const frame: Blocks = { type: 'blocks', root, indices: cids.length > 0 ? new Uint32Array(0) : Uint32Array.from(present), cids: presentCids, sizes: sz, offsets, payload: EMPTY }
     if (cids.length === 0) n.bytesUp += payload
-    this.enqueue(conn.from(n.id), { data: true, frame, bytes: payload + FRAME_HEAD + 6 * sz.length, root, indices, missing, cids: cids.filter(c => !presentCids.includes(c)) })
+    const stream = conn.from(n.id)
+    this.enqueue(stream, { stream, data: true, frame, bytes: payload + FRAME_HEAD + 6 * sz.length, root, indices, missing, cids: cids.filter(c => !presentCids.includes(c)) })
   }
 
   // ---- streams --------------------------------------------------------------
@@ -420,7 +434,8 @@ export class Engine {
   private sendControl (n: SimNode, peerText: string, m: ControlMessage): void {
     const conn = n.conns.get(Number(peerText))
     if (conn === undefined) return
-    this.enqueue(conn.from(n.id), { data: false, proto: 0, message: m, bytes: controlSize(m) })
+    const stream = conn.from(n.id)
+    this.enqueue(stream, { stream, data: false, proto: 0, message: m, bytes: controlSize(m) })
   }
 
   /** Sends an election message from one node to a connected peer (dropped when not connected). */
@@ -480,7 +495,7 @@ export class Engine {
           this.controlBytes += item.bytes
           this.radio.bytesOnAir += item.bytes
         }
-        this.queue.push(this.now + (wire !== undefined ? UPLINK_LATENCY : this.latency), EV.DELIVER, s.to, 0, { stream: s, epoch: s.conn.epoch, item } satisfies Delivery)
+        this.queue.push(this.now + (wire !== undefined ? UPLINK_LATENCY : this.latency), EV.DELIVER, s.to, 0, item)
         continue
       }
       s.current = item
@@ -509,18 +524,18 @@ export class Engine {
     s.busy = undefined
     s.current = undefined
     if (item === undefined || !item.data || !s.conn.open) return
-    this.queue.push(this.now + (s.conn.wire !== undefined ? UPLINK_LATENCY : this.latency), EV.DELIVER, s.to, 0, { stream: s, epoch: s.conn.epoch, item } satisfies Delivery)
+    this.queue.push(this.now + (s.conn.wire !== undefined ? UPLINK_LATENCY : this.latency), EV.DELIVER, s.to, 0, item)
     const n = this.nodes[s.from]!
-    n.pending.push({ type: 'served', peer: String(s.to), root: item.root, missingIndices: item.missing, missingCids: item.cids })
+    n.pending.push({ type: 'served', peer: this.peerName(s.to), root: item.root, missingIndices: item.missing, missingCids: item.cids })
     this.pump(s)
     this.feed(n, n.pending.shift()!)
   }
 
-  private deliver (d: Delivery): void {
-    const s = d.stream
-    if (!s.conn.open || s.conn.epoch !== d.epoch) return
+  private deliver (item: Item): void {
+    // a stream belongs to one connection: once it closed, what was in flight is lost
+    const s = item.stream
+    if (!s.conn.open) return
     const n = this.nodes[s.to]!
-    const item = d.item
     if (!item.data && item.proto === 1) {
       this.hooks.election?.message(s.to, s.from, item.message, this.now)
       this.scheduleElection(s.to)
@@ -531,7 +546,7 @@ export class Engine {
       if (item.frame.cids.length > 0) n.manifestDown += bytes
       else n.bytesDown += bytes
     }
-    this.feed(n, { type: 'message', peer: String(s.from), message: (item.data ? item.frame : item.message) as Message })
+    this.feed(n, { type: 'message', peer: this.peerName(s.from), message: (item.data ? item.frame : item.message) as Message })
   }
 
   // ---- connections ------------------------------------------------------------
@@ -551,9 +566,9 @@ export class Engine {
     nb.conns.set(a, conn)
     if (wire === undefined) this.lastChange[a] = this.lastChange[b] = this.now
     this.hooks.election?.connected(a, b, this.now)
-    this.feed(na, { type: 'connected', peer: String(b) })
+    this.feed(na, { type: 'connected', peer: this.peerName(b) })
     // a refused it at once (a limit): b never learns of a connection that is gone
-    if (conn.open) this.feed(nb, { type: 'connected', peer: String(a) })
+    if (conn.open) this.feed(nb, { type: 'connected', peer: this.peerName(a) })
     this.scheduleElection(a)
     this.scheduleElection(b)
   }
@@ -583,7 +598,7 @@ export class Engine {
     this.hooks.election?.disconnected(a, b, this.now)
     for (const [x, y] of [[a, b], [b, a]] as const) {
       const n = this.nodes[x]!
-      if (n.on) this.feed(n, { type: 'disconnected', peer: String(y) })
+      if (n.on) this.feed(n, { type: 'disconnected', peer: this.peerName(y) })
       this.scheduleElection(x)
       // a node left with few links looks for more (mDNS keeps answering)
       if (n.on && !n.virtual && conn.wire === undefined && this.radioPeers(n) < this.maxPeers / 2) this.queue.push(this.now + REDIAL * (1 + n.random.next()), EV.WORLD, x, REDISCOVER)

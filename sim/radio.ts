@@ -9,7 +9,7 @@
 //
 // A domain keeps a virtual clock V (bytes each of its transfers has been
 // served); a transfer of B bytes started at V0 ends when V reaches V0 + B, so
-// only the domain's earliest end is ever scheduled: O(log k) per start or end.
+// only the domain's earliest end is ever scheduled, lazily: O(log k) per start or end.
 import type { Phy } from './phy.ts'
 
 /** A transfer on the air: unicast (to ≥ 0) or broadcast (to = -1: every node in range of `from` at its end). */
@@ -31,8 +31,10 @@ export class Domain {
   v = 0
   last = 0
   active = 0
-  /** Bumped on every change, so a stale scheduled end is ignored. */
+  /** Bumped whenever an end is scheduled (or the domain is replaced), so a superseded scheduled end is ignored. */
   gen = 0
+  /** When the domain's pending scheduled end fires (Infinity: none pending). */
+  at = Infinity
   readonly heap: Flow[] = []
   constructor (id: number, now: number) { this.id = id; this.last = now }
 }
@@ -193,6 +195,7 @@ export class Radio {
     // the old domains' scheduled ends must never fire: their transfers move to the new ones
     for (const d of this.domains) {
       d.gen++
+      d.at = Infinity
       d.heap.length = 0
       d.active = 0
     }
@@ -277,6 +280,7 @@ export class Radio {
    */
   onDomainEnd (d: Domain, gen: number, now: number): Flow[] {
     if (gen !== d.gen) return []
+    d.at = Infinity
     this.advance(d, now)
     const ended: Flow[] = []
     const eps = Math.max(1e-6, Math.abs(d.v) * 1e-12)
@@ -309,8 +313,13 @@ export class Radio {
     d.last = Math.max(d.last, now)
   }
 
+  /**
+   * Makes sure an end is scheduled no later than the domain's earliest
+   * transfer end. Lazy: a start slows everyone down, so the pending end is
+   * early and is kept (it fires, finds nothing due and schedules again);
+   * only an earlier end (after a cancel or an end) pushes an event.
+   */
   private reschedule (d: Domain, now: number): void {
-    d.gen++
     while (d.heap.length > 0 && d.heap[0]!.done) popFlow(d.heap)
     const top = d.heap[0]
     if (top === undefined || d.active === 0) return
@@ -320,6 +329,9 @@ export class Radio {
       d.v = Math.max(d.v, top.finishV)
       t = now
     }
+    if (t >= d.at) return
+    d.gen++
+    d.at = t
     this.schedule(t, d, d.gen)
   }
 }

@@ -47,6 +47,18 @@ describe('block exchange', function () {
     })
   }
 
+  it('keys a CID by its bytes: a buffer changed in place gets its new key, equal bytes in another buffer the same key', () => {
+    const buf = Uint8Array.from({ length: 36 }, (_, i) => i)
+    const first = cidKey(buf)
+    assert.equal(cidKey(buf.slice()), first)
+    buf[35] = 200
+    const second = cidKey(buf)
+    assert.notEqual(second, first)
+    assert.equal(second.charCodeAt(35), 200)
+    assert.equal(cidKey(Uint8Array.from({ length: 36 }, (_, i) => i)), first)
+    assert.equal(cidKey(buf.subarray(0, 35)), first.slice(0, 35))
+  })
+
   it('finishes close to the uplink bound when laptops share a 10 MB/s uplink', () => {
     const { mesh, b, fetchers } = classroom(4, { up: 10 * MB })
     const end = mesh.driveUntilComplete(b, fetchers, 600_000)
