@@ -65,7 +65,7 @@ describe('the frame reassembly buffer', () => {
         for (let k = 0; at < stream.length; k++) {
           const chunk = stream.slice(at, Math.min(stream.length, at + cuts[k % cuts.length]!))
           at += chunk.length
-          scratch.enter()
+          scratch.beginChunk()
           try {
             for (const body of reader.push(chunk)) {
               if (scratch.holds(body)) reused++
@@ -75,7 +75,7 @@ describe('the frame reassembly buffer', () => {
               kept.push(m)
             }
           } finally {
-            scratch.exit()
+            scratch.endChunk()
           }
         }
         assert.equal(kept.length, frames.length)
@@ -88,30 +88,30 @@ describe('the frame reassembly buffer', () => {
 
   it('lends its buffer to one frame at a time, reuses it, and lets it go when unused', () => {
     const scratch = new FrameScratch()
-    scratch.enter()
+    scratch.beginChunk()
     const a = scratch.take(1000)
     const b = scratch.take(1000)
     assert.ok(scratch.holds(a))
     assert.ok(!scratch.holds(b), 'a second frame in the same chunk gets memory of its own')
-    scratch.exit()
-    scratch.enter()
+    scratch.endChunk()
+    scratch.beginChunk()
     const c = scratch.take(500)
     assert.equal(c.buffer, a.buffer, 'the next chunk reuses the buffer')
     // a nested bracket (another session read meanwhile) does not free it under the frame
-    scratch.enter()
+    scratch.beginChunk()
     assert.ok(!scratch.holds(scratch.take(10)))
-    scratch.exit()
+    scratch.endChunk()
     assert.ok(!scratch.holds(scratch.take(10)))
-    scratch.exit()
+    scratch.endChunk()
     scratch.trim() // used since the last trim: kept
-    scratch.enter()
+    scratch.beginChunk()
     assert.equal(scratch.take(10).buffer, a.buffer)
-    scratch.exit()
+    scratch.endChunk()
     scratch.trim()
     scratch.trim() // unused for a whole period: let go
-    scratch.enter()
+    scratch.beginChunk()
     assert.notEqual(scratch.take(10).buffer, a.buffer)
-    scratch.exit()
+    scratch.endChunk()
   })
 
   it('copies a split control frame and a data frame\'s root and CIDs out of the buffer', () => {
@@ -121,11 +121,11 @@ describe('the frame reassembly buffer', () => {
     const data = new Uint8Array(encodeBlocksHead({ root, indices: [], cids: [cid], sizes: [2000] }).length + 2000)
     data.set(encodeBlocksHead({ root, indices: [], cids: [cid], sizes: [2000] }))
     const reader = new FrameReader(n => scratch.take(n))
-    scratch.enter()
+    scratch.beginChunk()
     const [body] = reader.push(data.slice(0, 100)).concat(reader.push(data.slice(100)))
     assert.ok(scratch.holds(body!))
     const m = scratch.decode(body!)
-    scratch.exit()
+    scratch.endChunk()
     assert.equal(m.type, 'blocks')
     if (m.type !== 'blocks') return
     body!.fill(0) // the next frame overwrites the buffer

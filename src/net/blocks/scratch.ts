@@ -39,11 +39,11 @@ export class FrameScratch {
    * another session read while a frame is handled, were that to happen,
    * does not free it under the frame).
    */
-  enter (): void {
+  beginChunk (): void {
     this.depth++
   }
 
-  exit (): void {
+  endChunk (): void {
     if (--this.depth === 0) this.lent = false
   }
 

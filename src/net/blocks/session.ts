@@ -248,7 +248,7 @@ export class Session {
   /** Feeds a chunk to the reader and the frames it completes to the callback; returns how many. */
   private push (chunk: Uint8Array): number {
     let bodies: Uint8Array[]
-    scratch.enter()
+    scratch.beginChunk()
     try {
       bodies = this.reader.push(chunk)
       for (const body of bodies) {
@@ -256,7 +256,7 @@ export class Session {
         this.cb.frame(this, scratch.decode(body))
       }
     } finally {
-      scratch.exit()
+      scratch.endChunk()
     }
     return bodies.length
   }
