@@ -7,25 +7,17 @@
 // What the server and the mothership hold has none of the journal's
 // plaintext, and another owner's key finds nothing there.
 import assert from 'node:assert/strict'
-import { appendFile, readFile, readdir, rm, writeFile } from 'node:fs/promises'
+import { appendFile, readFile, readdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import { generateKeyPair, privateKeyToProtobuf } from '@libp2p/crypto/keys'
-import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { tempDir } from '../support/cli.ts'
 import { snapshot } from '../support/trees.ts'
 import { makeJournal } from '../support/journal.ts'
 import { AgentProcess, until, xo } from '../agent/support.ts'
 import { api, freePort, writeConfig } from './support.ts'
+import { identity, testbed } from './testbed.ts'
 import { openDatabase } from '../../src/store/sqlite.ts'
 import { loadOrCreateOwnerKey } from '../../src/agent/owner.ts'
 
 const LOOPBACK = ['--no-mdns', '--api', '127.0.0.1:0']
-
-async function identity (dataDir: string): Promise<string> {
-  const key = await generateKeyPair('Ed25519')
-  await writeFile(join(dataDir, 'identity.key'), privateKeyToProtobuf(key), { mode: 0o600 })
-  return peerIdFromPrivateKey(key).toString()
-}
 
 async function tree (dir: string): Promise<Map<string, unknown>> {
   const all = await snapshot(dir)
@@ -57,19 +49,7 @@ function backupItems (dataDir: string): number {
 
 describe('journal backup and restore between agent processes', function () {
   this.timeout(180_000)
-  let t: Awaited<ReturnType<typeof tempDir>>
-  const agents: AgentProcess[] = []
-  const dir = (name: string): string => join(t.dir, name)
-
-  before(async () => { t = await tempDir('xo-mesh-backup-net-') })
-  afterEach(function () {
-    if (this.currentTest?.state !== 'failed') return
-    for (const x of agents) for (const l of x.find(l => l.level !== 'debug')) console.error(x.dataDir.split('/').pop(), JSON.stringify(l).slice(0, 300))
-  })
-  after(async () => {
-    await Promise.all(agents.map(async x => { await x.kill() }))
-    await t.cleanup()
-  })
+  const { dir, agents } = testbed('xo-mesh-backup-net-')
 
   it('restores a wiped laptop\'s journal from the school server with only the owner key', async () => {
     const [pm, ps, pl, pf] = [await freePort(), await freePort(), await freePort(), await freePort()]
@@ -113,7 +93,7 @@ describe('journal backup and restore between agent processes', function () {
     assert.equal(status.components['backup-service']?.kept?.snapshots, 2, JSON.stringify(status.components['backup-service']))
 
     // 3. The owner key leaves on paper (a file here); the laptop is wiped.
-    const keyFile = join(t.dir, 'owner-key.txt')
+    const keyFile = dir('owner-key.txt')
     const ex = await xo(['--data', dir('laptop'), 'owner', 'export', '-o', keyFile])
     assert.equal(ex.code, 0, ex.stderr)
     const before = await tree(journal)

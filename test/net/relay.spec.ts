@@ -5,40 +5,18 @@
 // started again; then `xo-mesh report` shows the school.
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
-import { tempDir } from '../support/cli.ts'
 import { AgentProcess, until, xo } from '../agent/support.ts'
 import { api, freePort, writeConfig } from './support.ts'
+import { identity, testbed } from './testbed.ts'
 import { MothershipStore } from '../../src/store/mothership.ts'
 import { openDatabase } from '../../src/store/sqlite.ts'
-import { generateKeyPair, privateKeyToProtobuf } from '@libp2p/crypto/keys'
-import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { writeFile } from 'node:fs/promises'
 
 const LOOPBACK = ['--no-mdns', '--api', '127.0.0.1:0']
 const PER_LAPTOP = 60
 
-/** Gives a data directory its identity beforehand (as first start would), so agents naming each other can start together. */
-async function identity (dataDir: string): Promise<string> {
-  const key = await generateKeyPair('Ed25519')
-  await writeFile(join(dataDir, 'identity.key'), privateKeyToProtobuf(key), { mode: 0o600 })
-  return peerIdFromPrivateKey(key).toString()
-}
-
 describe('relay between agent processes', function () {
   this.timeout(180_000)
-  let t: Awaited<ReturnType<typeof tempDir>>
-  const agents: AgentProcess[] = []
-  const dir = (name: string): string => join(t.dir, name)
-
-  before(async () => { t = await tempDir('xo-mesh-relay-') })
-  afterEach(function () {
-    if (this.currentTest?.state !== 'failed') return
-    for (const x of agents) for (const l of x.find(l => l.level !== 'debug')) console.error(x.dataDir.split('/').pop(), JSON.stringify(l).slice(0, 300))
-  })
-  after(async () => {
-    await Promise.all(agents.map(async x => { await x.kill() }))
-    await t.cleanup()
-  })
+  const { dir, agents } = testbed('xo-mesh-relay-')
 
   it('carries every laptop item to the mothership exactly once across a SIGKILL of the school server', async () => {
     const [pm, ps, p1, p2] = [await freePort(), await freePort(), await freePort(), await freePort()]
