@@ -846,7 +846,7 @@ export class Exchange implements Core<ExchangeInput, ExchangeOutput> {
     }
     if (cids.length === 0) return
     if (p.window.blocks === 0) p.lastProgress = this.now
-    p.window.sent(0, cids.length)
+    p.window.sent(0, cids.length, this.now)
     this.send(p, { type: 'request', root: b.root, indices: NO_INDICES, cids })
   }
 
@@ -894,7 +894,7 @@ export class Exchange implements Core<ExchangeInput, ExchangeOutput> {
       bytes += b.sizes[i]!
     }
     pb.outBytes += bytes
-    w.sent(bytes, picks.length)
+    w.sent(bytes, picks.length, this.now)
     this.send(p, { type: 'request', root: b.root, indices: Uint32Array.from(picks), cids: [] })
     return w.space() > 0 && w.blockSpace() > 0
   }

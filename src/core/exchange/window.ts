@@ -46,6 +46,15 @@ export class RequestWindow {
   private probeMin = Infinity
   private sampleStart = -1
   private sampleBytes = 0
+  /**
+   * Most bytes one frame delivered lately (a decaying maximum): the peer
+   * answers in frames, and a frame's first block waits for the whole frame,
+   * so the delay grows with the frame and the window must hold the frame on
+   * top of the bandwidth-delay product (BBR's allowance for ACK aggregation).
+   */
+  burst = 0
+  /** When a delivery emptied the window (ms), or -1: a request at that same instant continues the sample. */
+  private emptiedAt = -1
   private readonly tuning: Tuning
 
   constructor (tuning: Tuning = DEFAULT_TUNING) {
@@ -68,7 +77,17 @@ export class RequestWindow {
     return this.tuning.maxWindowBlocks - this.blocks
   }
 
-  sent (bytes: number, blocks: number): void {
+  /**
+   * Requests sent at `now`. When a delivery emptied the window, a request at
+   * that same instant means the window, not a lack of work, held the link: the
+   * rate sample goes on. A later one follows an idle spell: a fresh sample.
+   * (A window smaller than one served frame is emptied by every frame; if
+   * that reset the sample, the rate was never measured again and the window
+   * stayed stuck below a frame: stop-and-wait.)
+   */
+  sent (bytes: number, blocks: number, now: number): void {
+    if (this.emptiedAt >= 0 && now > this.emptiedAt) this.sampleStart = -1
+    this.emptiedAt = -1
     this.inflight += bytes
     this.blocks += blocks
   }
@@ -94,7 +113,10 @@ export class RequestWindow {
         this.minDelayAt = now
       }
     }
-    this.released(bytes, blocks)
+    this.inflight = Math.max(0, this.inflight - bytes)
+    this.blocks = Math.max(0, this.blocks - blocks)
+    if (this.blocks === 0) this.emptiedAt = now
+    if (bytes > this.burst) this.burst = bytes
     if (this.probeStart >= 0) this.probe(delay, now)
     else if (now - this.minDelayAt > MIN_DELAY_LIFETIME && Number.isFinite(this.minDelay)) this.startProbe(now)
     else this.sample(bytes, now)
@@ -121,7 +143,7 @@ export class RequestWindow {
     this.probeStart = -1
     this.sampleStart = -1
     // the window follows the new minimum at once; the rate is still the link's
-    if (this.rate > 0) this.cwnd = Math.max(this.tuning.minWindow, Math.min(this.tuning.maxWindow, this.tuning.windowGain * this.rate * Math.max(this.minDelay, 1)))
+    if (this.rate > 0) this.cwnd = this.target()
   }
 
   private sample (bytes: number, now: number): void {
@@ -139,8 +161,14 @@ export class RequestWindow {
     this.rate = Math.max(this.sampleBytes / elapsed, this.rate * RATE_DECAY)
     this.sampleStart = now
     this.sampleBytes = 0
-    const target = this.tuning.windowGain * this.rate * Math.max(this.minDelay, 1)
-    this.cwnd = Math.max(this.tuning.minWindow, Math.min(max, target))
+    this.cwnd = this.target()
+    this.burst *= RATE_DECAY
+  }
+
+  /** gain × (delivery rate × minimum delay + the frame allowance), within [minWindow, maxWindow]. */
+  private target (): number {
+    const t = this.tuning.windowGain * (this.rate * Math.max(this.minDelay, 1) + this.burst)
+    return Math.max(this.tuning.minWindow, Math.min(this.tuning.maxWindow, t))
   }
 
   /** The peer stalled: start again from the smallest window. */
