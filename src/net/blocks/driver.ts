@@ -28,6 +28,7 @@ import { readRecord } from '../../content/build.ts'
 import { leafCid, leafDigest, leavesHeld, readIndexSpace, type IndexSpace } from '../../content/index-space.ts'
 import type { BlockStore } from '../../content/blockstore.ts'
 import { BackgroundWriter } from '../../content/block-writer.ts'
+import { BackgroundReader } from '../../content/block-reader.ts'
 import { ApiError, type BuildStatus, type MeshComponent, type MeshComponents, type StatusPart } from '../component.ts'
 import type { Logger } from '../logger.ts'
 import { DEFAULT_RECEIVE_WINDOW, Session, trimFrameScratch, type Writer } from './session.ts'
@@ -135,6 +136,7 @@ export class BlocksDriver implements MeshComponent {
   private readonly store: BlockStore
   /** Writes verified blocks off the event loop (a thread, with a second core). */
   private readonly writer: BackgroundWriter
+  private readonly reader: BackgroundReader
   private readonly init: Required<Omit<BlocksInit, 'tuning' | 'uploadSlots' | 'uploadRate' | 'banTimeMs' | 'maxPeers'>>
   private readonly sessions = new Map<string, Session>()
   private readonly reopen = new Map<string, { timer: NodeJS.Timeout | undefined, delay: number }>()
@@ -158,6 +160,7 @@ export class BlocksDriver implements MeshComponent {
     this.log = components.logger.child('blocks')
     this.store = components.repo.store
     this.writer = new BackgroundWriter(this.store)
+    this.reader = new BackgroundReader(this.store)
     this.init = {
       indexPollMs: init.indexPollMs ?? 5000,
       openTimeoutMs: init.openTimeoutMs ?? 10_000,
@@ -230,6 +233,7 @@ export class BlocksDriver implements MeshComponent {
     for (const s of [...this.sessions.values()]) s.end('the agent stops')
     // what is queued is verified: let it reach the disk (a kill loses it, to be fetched again)
     await this.writer.close()
+    await this.reader.close()
   }
 
   // ---- the core ---------------------------------------------------------------
@@ -294,7 +298,9 @@ export class BlocksDriver implements MeshComponent {
         const s = this.sessions.get(o.peer)
         // a peer gone since: the core forgot it (and its pipeline) with `disconnected`
         if (s === undefined || !s.coreConnected) return
-        s.sendJob(async w => { await this.serve(s, o, w) })
+        // the leaves are read now (on the reader thread), while the frames queued before go out
+        const leaves = this.readLeaves(o)
+        s.sendJob(async w => { await this.serve(s, o, w, leaves) })
         return
       }
       case 'store': return this.storeBlocks(o)
@@ -641,10 +647,22 @@ export class BlocksDriver implements MeshComponent {
     this.log.error('cannot write blocks to the store', { error: err })
   }
 
-  /** Reads the asked blocks (verified reads) and writes them as data frames of at most MAX_FRAME_SIZE; then `served`. */
-  private async serve (s: Session, o: ExchangeOutput & { type: 'serve' }, w: Writer): Promise<void> {
+  /** Reads (and verifies) the leaves a serve asks for: each one's bytes, or undefined when we cannot serve it. */
+  private async readLeaves (o: ExchangeOutput & { type: 'serve' }): Promise<Array<Uint8Array | undefined>> {
+    const space = this.held.get(cidKey(o.root))?.space
+    const wanted: number[] = []
+    for (const i of o.indices) if (space !== undefined && i < space.leaves) wanted.push(i)
+    if (space === undefined || wanted.length === 0) return Array.from(o.indices, () => undefined)
+    const got = await this.reader.read(wanted.map(i => ({ cid: leafCid(space, i), size: space.sizes[i]! })))
+    const out: Array<Uint8Array | undefined> = []
+    let k = 0
+    for (const i of o.indices) out.push(i < space.leaves ? got[k++] : undefined)
+    return out
+  }
+
+  /** Writes the read leaves and the asked manifest blocks (verified reads) as data frames of at most MAX_FRAME_SIZE; then `served`. */
+  private async serve (s: Session, o: ExchangeOutput & { type: 'serve' }, w: Writer, leaves: Promise<Array<Uint8Array | undefined>>): Promise<void> {
     const h = this.held.get(cidKey(o.root))
-    const space = h?.space
     const missingIndices: number[] = []
     const missingCids: Uint8Array[] = []
     const counters = this.countersOf(s.peer)
@@ -672,20 +690,12 @@ export class BlocksDriver implements MeshComponent {
       blocks.push(b)
       bytes += b.length
     }
-    for (const i of o.indices) {
+    const read = await leaves
+    for (let k = 0; k < o.indices.length; k++) {
       if (w.ended) return
-      if (space === undefined || i >= space.leaves) {
-        missingIndices.push(i)
-        continue
-      }
-      let b: Uint8Array
-      try {
-        b = await this.store.get(leafCid(space, i))
-      } catch {
-        missingIndices.push(i)
-        continue
-      }
-      if (b.length !== space.sizes[i]) {
+      const i = o.indices[k]!
+      const b = read[k]
+      if (b === undefined) {
         missingIndices.push(i)
         continue
       }
