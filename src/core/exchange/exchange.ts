@@ -937,7 +937,8 @@ export class Exchange implements Core<ExchangeInput, ExchangeOutput> {
       const pb = q.builds.get(b.key)
       if (pb !== undefined && pb.bits !== null && pb.counted) partial += pb.outBytes
     }
-    return partial < p.window.cwnd
+    // the window's frame allowance (window.ts) is the peer's batching, not what it carries
+    return partial < p.window.cwnd - p.window.burst
   }
 
   // ---- uploads --------------------------------------------------------------

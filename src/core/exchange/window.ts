@@ -167,7 +167,7 @@ export class RequestWindow {
 
   /** gain × (delivery rate × minimum delay + the frame allowance), within [minWindow, maxWindow]. */
   private target (): number {
-    const t = this.tuning.windowGain * (this.rate * Math.max(this.minDelay, 1) + this.burst)
+    const t = this.tuning.windowGain * this.rate * Math.max(this.minDelay, 1) + this.burst
     return Math.max(this.tuning.minWindow, Math.min(this.tuning.maxWindow, t))
   }
 
