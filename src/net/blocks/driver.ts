@@ -29,6 +29,7 @@ import { leafCid, leafDigest, leavesHeld, readIndexSpace, type IndexSpace } from
 import type { BlockStore } from '../../content/blockstore.ts'
 import { BackgroundWriter } from '../../content/block-writer.ts'
 import { BackgroundReader } from '../../content/block-reader.ts'
+import { CoreRunner } from '../core-runner.ts'
 import { ApiError, type BuildStatus, type MeshComponent, type MeshComponents, type StatusPart } from '../component.ts'
 import type { Logger } from '../logger.ts'
 import { DEFAULT_RECEIVE_WINDOW, Session, trimFrameScratch, type Writer } from './session.ts'
@@ -145,10 +146,7 @@ export class BlocksDriver implements MeshComponent {
   private readonly held = new Map<string, Held>()
   private readonly available = new Map<string, { cid: string, leaves: number, complete: boolean, peers: Set<string> }>()
   private readonly indexSeen = new Set<string>()
-  private readonly inputs: ExchangeInput[] = []
-  private pumping = false
-  private timer: NodeJS.Timeout | undefined
-  private timerAt: number | undefined
+  private readonly runner: CoreRunner<ExchangeInput, ExchangeOutput>
   private readonly intervals: NodeJS.Timeout[] = []
   private readonly unsubscribe: Array<() => void> = []
   private started = false
@@ -178,6 +176,7 @@ export class BlocksDriver implements MeshComponent {
       ...(init.maxPeers !== undefined ? { maxPeers: init.maxPeers } : {}),
       ...(init.tuning !== undefined ? { tuning: init.tuning } : {})
     })
+    this.runner = new CoreRunner({ name: 'exchange', core: this.core, act: o => { this.act(o) }, now: () => this.now(), timer: { type: 'timer' }, log: this.log })
   }
 
   /** The core's clock: monotonic milliseconds. */
@@ -223,8 +222,7 @@ export class BlocksDriver implements MeshComponent {
     for (const t of this.intervals.splice(0)) clearInterval(t)
     for (const r of this.reopen.values()) clearTimeout(r.timer)
     this.reopen.clear()
-    clearTimeout(this.timer)
-    this.timer = undefined
+    this.runner.stop()
     try {
       await this.c.node.unhandle(PROTOCOL)
     } catch (err) {
@@ -241,50 +239,7 @@ export class BlocksDriver implements MeshComponent {
   /** Feeds an input (queued behind the one being handled, if any), carries out the outputs, re-arms the timer. */
   input (input: ExchangeInput): void {
     if (this.stopped && input.type !== 'disconnected') return
-    this.inputs.push(input)
-    if (this.pumping) return
-    this.pumping = true
-    try {
-      for (let i = this.inputs.shift(); i !== undefined; i = this.inputs.shift()) {
-        let outputs: ExchangeOutput[]
-        try {
-          outputs = this.core.handle(i, this.now())
-        } catch (err) {
-          this.log.error('the exchange core threw', { input: i.type, error: err, stack: (err as Error).stack })
-          continue
-        }
-        for (const o of outputs) {
-          try {
-            this.act(o)
-          } catch (err) {
-            this.log.error('carrying out an exchange output failed', { output: o.type, error: err, stack: (err as Error).stack })
-          }
-        }
-      }
-    } finally {
-      this.pumping = false
-    }
-    this.armTimer()
-  }
-
-  private armTimer (): void {
-    if (this.stopped) return
-    const d = this.core.nextDeadline()
-    if (d === undefined) {
-      clearTimeout(this.timer)
-      this.timer = undefined
-      this.timerAt = undefined
-      return
-    }
-    if (this.timer !== undefined && this.timerAt === d) return
-    clearTimeout(this.timer)
-    this.timerAt = d
-    this.timer = setTimeout(() => {
-      this.timer = undefined
-      this.timerAt = undefined
-      this.input({ type: 'timer' })
-    }, Math.max(1, Math.ceil(d - this.now())))
-    this.timer.unref()
+    this.runner.input(input)
   }
 
   private act (o: ExchangeOutput): void {
@@ -439,7 +394,7 @@ export class BlocksDriver implements MeshComponent {
       c.bytes_received += m.payload.length
       c.blocks_received += m.sizes.length
       // handled later, behind the input being handled: the payload's memory is reused once we return
-      if (this.pumping) m = { ...m, payload: copyOf(m.payload) }
+      if (this.runner.pumping) m = { ...m, payload: copyOf(m.payload) }
     }
     this.input({ type: 'message', peer: s.peer, message: m })
   }

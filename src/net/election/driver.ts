@@ -20,6 +20,7 @@ import { Election, FrameReader, InvalidMessageError, PROTOCOL, decodeFrame, enco
 import type { Capability, ElectionConfig, ElectionInput, ElectionOutput, RoleState } from '../../core/election/index.ts'
 import type { MeshComponent, MeshComponents, StatusPart } from '../component.ts'
 import type { Logger } from '../logger.ts'
+import { CoreRunner } from '../core-runner.ts'
 import { ed25519Authenticator } from './keys.ts'
 import { readState, writeState } from './state.ts'
 
@@ -67,10 +68,7 @@ export class ElectionDriver implements MeshComponent {
   private readonly log: Logger
   private readonly links = new Map<string, Link>()
   private readonly bans = new Map<string, { until: number, reason: string, at: string }>()
-  private readonly inputs: ElectionInput[] = []
-  private pumping = false
-  private timer: NodeJS.Timeout | undefined
-  private timerAt: number | undefined
+  private runner: CoreRunner<ElectionInput, ElectionOutput> | undefined
   private factsTimer: NodeJS.Timeout | undefined
   private readonly unsubscribe: Array<() => void> = []
   private stopped = false
@@ -109,6 +107,7 @@ export class ElectionDriver implements MeshComponent {
       config: this.init.config ?? {},
       now: this.now()
     })
+    this.runner = new CoreRunner({ name: 'election', core: this.core, act: o => { this.act(o) }, now: () => this.now(), timer: { type: 'timer' }, log: this.log })
     this.log.info('election ready', { incarnation, term: state.term, capability, config: this.core.config })
     await this.c.node.handle(PROTOCOL, (stream, connection) => { this.onInbound(stream, connection) }, { maxInboundStreams: 2, maxOutboundStreams: 2 })
   }
@@ -140,7 +139,7 @@ export class ElectionDriver implements MeshComponent {
     if (this.stopped) return
     this.stopped = true
     for (const u of this.unsubscribe.splice(0)) u()
-    clearTimeout(this.timer)
+    this.runner?.stop()
     clearTimeout(this.factsTimer)
     for (const peer of [...this.links.keys()]) this.close(peer, 'the agent stops')
     try {
@@ -189,45 +188,7 @@ export class ElectionDriver implements MeshComponent {
   /** Feeds an input (queued behind the one being handled), carries out the outputs, re-arms the timer. */
   input (input: ElectionInput): void {
     if (this.core === undefined || (this.stopped && input.type !== 'neighbour-down')) return
-    this.inputs.push(input)
-    if (this.pumping) return
-    this.pumping = true
-    try {
-      for (let i = this.inputs.shift(); i !== undefined; i = this.inputs.shift()) {
-        let outputs: ElectionOutput[]
-        try {
-          outputs = this.core.handle(i, this.now())
-        } catch (err) {
-          this.log.error('the election core threw', { input: i.type, error: err, stack: (err as Error).stack })
-          continue
-        }
-        for (const o of outputs) {
-          try {
-            this.act(o)
-          } catch (err) {
-            this.log.error('carrying out an election output failed', { output: o.type, error: err })
-          }
-        }
-      }
-    } finally {
-      this.pumping = false
-    }
-    this.armTimer()
-  }
-
-  private armTimer (): void {
-    if (this.stopped || this.core === undefined) return
-    const d = this.core.nextDeadline()
-    if (d === undefined) return
-    if (this.timer !== undefined && this.timerAt === d) return
-    clearTimeout(this.timer)
-    this.timerAt = d
-    this.timer = setTimeout(() => {
-      this.timer = undefined
-      this.timerAt = undefined
-      this.input({ type: 'timer' })
-    }, Math.max(1, Math.ceil(d - this.now())))
-    this.timer.unref()
+    this.runner?.input(input)
   }
 
   private act (o: ElectionOutput): void {

@@ -21,6 +21,7 @@ import type { AcceptResult } from '../../store/outbox.ts'
 import { MothershipStore } from '../../store/mothership.ts'
 import type { MeshComponent, MeshComponents, StatusPart } from '../component.ts'
 import type { Logger } from '../logger.ts'
+import { CoreRunner } from '../core-runner.ts'
 import type { NextHop, UpstreamHop } from './next-hop.ts'
 import { mothershipTrip, schoolTrip, type SchoolAnswer, type SchoolTripResult } from '../../store/usb.ts'
 import { publicKeyOfPeer, signingKeyOf, type UsbInit } from './usb.ts'
@@ -79,11 +80,9 @@ export class RelayDriver implements MeshComponent {
   private up: RelayStream | undefined
   private opening = false
   private readonly downstream = new Map<string, RelayStream>()
-  private readonly inputs: RelayInput[] = []
+  private readonly runner: CoreRunner<RelayInput, RelayOutput>
   private readonly persists: Array<Extract<RelayOutput, { type: 'persist' }>> = []
   private persistTimer: NodeJS.Immediate | undefined
-  private pumping = false
-  private timer: NodeJS.Timeout | undefined
   private poll: NodeJS.Timeout | undefined
   private reopen: NodeJS.Timeout | undefined
   private readonly unsubscribe: Array<() => void> = []
@@ -101,6 +100,7 @@ export class RelayDriver implements MeshComponent {
     if (init.sink === true) this.sinkStore = MothershipStore.open(components.dataDir)
     else this.outbox = Outbox.open(components.dataDir, init.maxBytes !== undefined ? { maxBytes: init.maxBytes } : {})
     this.core = new Relay({ random: Math.random, accept: init.accept ?? true, ...init.core })
+    this.runner = new CoreRunner({ name: 'relay', core: this.core, act: o => { this.act(o) }, now: () => performance.now(), timer: { type: 'timer' }, log: this.log })
   }
 
   private get self (): string { return this.c.node.peerId.toString() }
@@ -129,7 +129,7 @@ export class RelayDriver implements MeshComponent {
     this.stopped = true
     for (const u of this.unsubscribe.splice(0)) u()
     clearInterval(this.poll)
-    clearTimeout(this.timer)
+    this.runner.stop()
     clearTimeout(this.reopen)
     if (this.persistTimer !== undefined) clearImmediate(this.persistTimer)
     try { await this.c.node.unhandle(PROTOCOL) } catch { /* stopping anyway */ }
@@ -298,39 +298,7 @@ export class RelayDriver implements MeshComponent {
 
   private input (input: RelayInput): void {
     if (this.stopped && input.type !== 'disconnected') return
-    this.inputs.push(input)
-    if (this.pumping) return
-    this.pumping = true
-    try {
-      for (let i = this.inputs.shift(); i !== undefined; i = this.inputs.shift()) {
-        let outputs: RelayOutput[]
-        try {
-          outputs = this.core.handle(i, performance.now())
-        } catch (err) {
-          this.log.error('the relay core threw', { input: i.type, error: err })
-          continue
-        }
-        for (const o of outputs) {
-          try {
-            this.act(o)
-          } catch (err) {
-            this.log.error('carrying out a relay output failed', { output: o.type, error: err })
-          }
-        }
-      }
-    } finally {
-      this.pumping = false
-    }
-    this.armTimer()
-  }
-
-  private armTimer (): void {
-    clearTimeout(this.timer)
-    this.timer = undefined
-    const d = this.core.nextDeadline()
-    if (d === undefined || this.stopped) return
-    this.timer = setTimeout(() => { this.timer = undefined; this.input({ type: 'timer' }) }, Math.max(0, Math.ceil(d - performance.now())))
-    this.timer.unref()
+    this.runner.input(input)
   }
 
   /**
@@ -356,21 +324,21 @@ export class RelayDriver implements MeshComponent {
     group.forEach((p, i) => {
       const r = results[i]!
       if (!r.ok) {
-        this.inputs.push({ type: 'refused', peer: p.peer, batch: p.batch, reason: r.reason })
+        this.runner.enqueue({ type: 'refused', peer: p.peer, batch: p.batch, reason: r.reason })
         return
       }
       this.counters.itemsAccepted += r.added
       this.counters.duplicatesDropped += r.duplicates
-      this.inputs.push({ type: 'persisted', peer: p.peer, batch: p.batch, custody: r.custody })
+      this.runner.enqueue({ type: 'persisted', peer: p.peer, batch: p.batch, custody: r.custody })
     })
-    this.input({ type: 'timer' }) // feeds the queued answers (a timer input before its deadline changes nothing)
   }
 
   private act (o: RelayOutput): void {
     switch (o.type) {
       case 'load': {
         const r = this.outbox?.load(o.after, o.maxItems, o.maxBytes) ?? { items: [], more: false }
-        this.inputs.push({ type: 'loaded', request: o.request, items: r.items, more: r.more })
+        // handled by the pump now running, after the inputs already queued
+        this.runner.enqueue({ type: 'loaded', request: o.request, items: r.items, more: r.more })
         return
       }
       case 'persist':
