@@ -55,8 +55,20 @@ export interface Tuning {
   announceDelay: number
   /** …or as soon as this many are pending. */
   announceBatch: number
+  /**
+   * Peers we are not serving hear of newly stored leaves this long after the
+   * first of them, ms, or once announceBatch are pending: nobody is waiting
+   * on those updates, and on a shared channel each is a frame of airtime.
+   */
+  quietAnnounceDelay: number
   /** End-game (a second request for an outstanding leaf) only when at most this many leaves are missing. */
   endgameBlocks: number
+  /**
+   * Peers with leaf requests outstanding at once, at most (end-game aside):
+   * a fetcher asks a new source only while it has fewer. On a shared channel
+   * every source is another transfer splitting the same airtime.
+   */
+  maxSources: number
   /** A peer that delivers nothing for max(this, 4 × its smoothed delay) loses its requests, ms. */
   stallTimeout: number
   /** A stalled peer gets no requests for this long (× its strikes, up to 6), ms. */
@@ -78,7 +90,9 @@ export const DEFAULT_TUNING: Tuning = {
   manifestWindow: 64,
   announceDelay: 50,
   announceBatch: 64,
+  quietAnnounceDelay: 30_000,
   endgameBlocks: 8,
+  maxSources: 4,
   stallTimeout: 5000,
   snubTime: 10_000,
   rotateTime: 10_000,
