@@ -41,6 +41,8 @@ export class Build {
   announceAt: number | undefined
   /** …and since the last one to every interested peer (Exchange.announce). */
   quietPending: number[] = []
+  /** When the first of quietPending was stored, and when they are due (Exchange.quietDue). */
+  quietSince = 0
   quietAt: number | undefined
   /** After the store failed to write (a full disk), no requests until then. */
   pausedUntil = 0

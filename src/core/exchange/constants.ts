@@ -57,10 +57,14 @@ export interface Tuning {
   announceBatch: number
   /**
    * Peers we are not serving hear of newly stored leaves this long after the
-   * first of them, ms, or once announceBatch are pending: nobody is waiting
-   * on those updates, and on a shared channel each is a frame of airtime.
+   * first of them once quietAnnounceLeaves are pending, ms; with fewer, ten
+   * times as long; with announceBatch, at once. Nobody is waiting on those
+   * updates, and on a shared channel each is a frame of airtime: a laptop
+   * storing a leaf every half minute would otherwise tell every peer of
+   * every leaf alone.
    */
   quietAnnounceDelay: number
+  quietAnnounceLeaves: number
   /** End-game (a second request for an outstanding leaf) only when at most this many leaves are missing. */
   endgameBlocks: number
   /**
@@ -91,6 +95,7 @@ export const DEFAULT_TUNING: Tuning = {
   announceDelay: 50,
   announceBatch: 64,
   quietAnnounceDelay: 30_000,
+  quietAnnounceLeaves: 8,
   endgameBlocks: 8,
   maxSources: 4,
   stallTimeout: 5000,

@@ -558,10 +558,17 @@ export class Exchange implements Core<ExchangeInput, ExchangeOutput> {
       }
     }
     if (st.complete) return this.finish(b)
-    if (b.quietPending.length >= this.tuning.announceBatch) this.announce(b, true)
+    if (b.quietPending.length > 0) {
+      if (b.quietAt === undefined) b.quietSince = this.now
+      b.quietAt = this.quietDue(b)
+    }
+    if (b.quietAt !== undefined && b.quietAt <= this.now) this.announce(b, true)
     else if (b.pending.length >= this.tuning.announceBatch) this.announce(b, false)
-    if (b.pending.length > 0 && b.announceAt === undefined) b.announceAt = this.now + this.tuning.announceDelay
-    if (b.quietPending.length > 0 && b.quietAt === undefined) b.quietAt = this.now + this.tuning.quietAnnounceDelay
+    if (b.pending.length > 0 && b.announceAt === undefined) {
+      // nobody to tell promptly: the quiet announcement carries them (no timer for nothing)
+      if (this.anyoneWaiting(b)) b.announceAt = this.now + this.tuning.announceDelay
+      else b.pending = []
+    }
   }
 
   private onServed (peer: PeerId, root: Root, missingIndices: ArrayLike<number> | undefined, missingCids: readonly Uint8Array[] | undefined): void {
@@ -671,6 +678,14 @@ export class Exchange implements Core<ExchangeInput, ExchangeOutput> {
     this.refillEveryone = true
   }
 
+  /** When the leaves stored since the last quiet announcement are due (see Tuning.quietAnnounceDelay). */
+  private quietDue (b: Build): number {
+    const t = this.tuning
+    const k = b.quietPending.length
+    if (k >= t.announceBatch) return this.now
+    return b.quietSince + (k >= t.quietAnnounceLeaves ? t.quietAnnounceDelay : 10 * t.quietAnnounceDelay)
+  }
+
   /**
    * Sends the leaves stored since the last announcement, in HaveUpdates:
    * promptly (announceDelay) to the interested peers we serve, whose
@@ -689,12 +704,23 @@ export class Exchange implements Core<ExchangeInput, ExchangeOutput> {
     }
     if (list.length === 0) return
     const all = list.sort((x, y) => x - y)
-    for (let s = 0; s < all.length; s += MAX_INDICES) {
-      const indices = Uint32Array.from(all.slice(s, s + MAX_INDICES))
-      for (const p of this.peers.values()) {
-        if (p.interests.has(b.key) && (quiet || this.ledger.serving(p.id))) this.send(p, { type: 'have-update', root: b.root, indices })
+    for (const p of this.peers.values()) {
+      if (!p.interests.has(b.key) || !(quiet || this.ledger.waiting(p.id))) continue
+      // what the peer told us it holds is no news to it
+      const pb = p.builds.get(b.key)
+      const held = pb !== undefined && pb.known && pb.leaves === b.n ? pb.bits : undefined
+      if (held === null) continue
+      const news = held === undefined ? all : all.filter(i => !hasBit(held, i))
+      for (let s = 0; s < news.length; s += MAX_INDICES) {
+        this.send(p, { type: 'have-update', root: b.root, indices: Uint32Array.from(news.slice(s, s + MAX_INDICES)) })
       }
     }
+  }
+
+  /** Some interested peer we serve has nothing queued: it would take a prompt announcement. */
+  private anyoneWaiting (b: Build): boolean {
+    for (const p of this.peers.values()) if (p.interests.has(b.key) && this.ledger.waiting(p.id)) return true
+    return false
   }
 
   // ---- peers ------------------------------------------------------------------
@@ -758,7 +784,7 @@ export class Exchange implements Core<ExchangeInput, ExchangeOutput> {
 
   private stall (p: Peer): void {
     this.stats.stalls++
-    this.dryStalls++
+    this.dryStalls = Math.min(MAX_BACKOFF, this.dryStalls + 1)
     p.strikes++
     p.snubbedUntil = this.now + this.tuning.snubTime * Math.min(p.strikes, 6)
     for (const [key, pb] of p.builds) {

@@ -109,6 +109,12 @@ export class Ledger {
     return this.peers.get(peer)?.slot ?? false
   }
 
+  /** True when the peer holds an upload slot and has nothing queued: it waits for something new to ask for. */
+  waiting (peer: string): boolean {
+    const u = this.peers.get(peer)
+    return u !== undefined && u.slot && u.queued === 0
+  }
+
   /**
    * Queues a peer's requests. 'choked': no slot is free (the peer has been
    * told, or is told now; the items are dropped). 'overflow': more than
