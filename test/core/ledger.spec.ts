@@ -37,11 +37,17 @@ describe('upload ledger', () => {
     return t
   }
 
-  it('chokes the longest-served peer after rotateTime, once it was served a few frames, while others wait', () => {
+  /** One slot: 'a' holds it with plenty queued, 'b' waits (choked). */
+  function oneSlotTwoPeers (): Ledger {
     const l = new Ledger({ slots: 1, rate: 0, tuning: DEFAULT_TUNING }, 0)
     l.enqueue('a', leaves('x', 0, 2000, 1000), 0)
     l.enqueue('b', leaves('x', 0, 1), 0)
     l.notices.splice(0)
+    return l
+  }
+
+  it('chokes the longest-served peer after rotateTime, once it was served a few frames, while others wait', () => {
+    const l = oneSlotTwoPeers()
     const t = serveFrames(l, 4, 0, 1000)
     assert.equal(l.deadline(t), DEFAULT_TUNING.rotateTime)
     l.tick(DEFAULT_TUNING.rotateTime)
@@ -50,10 +56,7 @@ describe('upload ledger', () => {
   })
 
   it('lets a slow slot holder finish a few frames before its turn ends (no churn when every peer is slow)', () => {
-    const l = new Ledger({ slots: 1, rate: 0, tuning: DEFAULT_TUNING }, 0)
-    l.enqueue('a', leaves('x', 0, 2000, 1000), 0)
-    l.enqueue('b', leaves('x', 0, 1), 0)
-    l.notices.splice(0)
+    const l = oneSlotTwoPeers()
     // each frame takes 8 s to drain: at rotateTime only one was served
     let t = serveFrames(l, 1, 0, 8000)
     t = 2 * DEFAULT_TUNING.rotateTime
