@@ -95,7 +95,7 @@ export const DEFAULT_TUNING: Tuning = {
   announceDelay: 50,
   announceBatch: 64,
   quietAnnounceDelay: 30_000,
-  quietAnnounceLeaves: 8,
+  quietAnnounceLeaves: 16,
   endgameBlocks: 8,
   maxSources: 4,
   stallTimeout: 5000,
