@@ -68,9 +68,10 @@ export interface Tuning {
   /** End-game (a second request for an outstanding leaf) only when at most this many leaves are missing. */
   endgameBlocks: number
   /**
-   * Peers with leaf requests outstanding at once, at most (end-game aside):
-   * a fetcher asks a new source only while it has fewer. On a shared channel
-   * every source is another transfer splitting the same airtime.
+   * Sources at once: a fetcher asks a peer with nothing outstanding for
+   * leaves only while fewer peers have requests outstanding (end-game
+   * aside). On a shared channel every source is another transfer splitting
+   * the same airtime.
    */
   maxSources: number
   /** A peer that delivers nothing for max(this, 4 × its smoothed delay) loses its requests, ms. */

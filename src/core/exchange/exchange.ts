@@ -59,7 +59,7 @@ export class Exchange implements Core<ExchangeInput, ExchangeOutput> {
   private peerDue = Infinity
   /**
    * Smoothed request-to-arrival delay over every peer's frames, ms (0 until
-   * measured). A peer may take this long before it counts as stalled: on a
+   * measured). A peer may take a few times this long before it counts as stalled: on a
    * crowded channel every transfer crawls, and a fixed timeout would cancel
    * slow-but-alive peers one after another (each cancel, re-request and
    * snub costs airtime and gains nothing).
@@ -68,7 +68,7 @@ export class Exchange implements Core<ExchangeInput, ExchangeOutput> {
   private peerDueStale = false
   /** Stalls since the last frame from any peer. */
   private dryStalls = 0
-  /** Peers with leaf requests outstanding, counted once per refill (-1: not yet). */
+  /** Peers with requests outstanding (sources), counted once per refill (-1: not yet). */
   private sources = -1
   /** A peer was passed over because the sources were at maxSources. */
   private capSkipped = false
@@ -688,8 +688,8 @@ export class Exchange implements Core<ExchangeInput, ExchangeOutput> {
 
   /**
    * Sends the leaves stored since the last announcement, in HaveUpdates:
-   * promptly (announceDelay) to the interested peers we serve, whose
-   * windows are filled from what we hold; with `quiet`, every leaf stored
+   * promptly (announceDelay) to the interested peers we serve that have
+   * nothing queued with us (they wait for something to ask); with `quiet`, every leaf stored
    * since the last quiet announcement to every interested peer (those we
    * serve get some twice: harmless). A peer between the two hears of a leaf
    * by the next quiet announcement at the latest.
