@@ -30,5 +30,10 @@ process.stdout.write(JSON.stringify({
   wall_s: wall,
   cpu_s: (cpu.user + cpu.system) / 1e6,
   max_rss_mib: process.resourceUsage().maxRSS / 1024,
-  counts: Array.from(r.engine.counts.slice(0, 10))
+  counts: Array.from(r.engine.counts.slice(0, 10)),
+  // what the exchange said, per data frame delivered, and what its cores counted
+  messages: Object.fromEntries([...r.engine.delivered].sort()),
+  bytes_down: r.engine.nodes.reduce((s, n) => s + n.bytesDown, 0),
+  stalls: r.engine.nodes.reduce((s, n) => s + n.core.stats.stalls, 0),
+  mean_flows: r.metrics.samples.reduce((s, x) => s + x.flows, 0) / Math.max(1, r.metrics.samples.length)
 }) + '\n')

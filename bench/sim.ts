@@ -23,10 +23,14 @@ import { REPO_ROOT, WORK_DIR, ensureDir, formatTable, log, run, type BenchContex
 export const description = 'simulator at scale: wall/CPU time, events/s and peak RSS for 1,000 XOs and district-10k; classroom-30 vs the airtime bound'
 
 interface ChildResult {
-  summary: { scenario: string, nodes: number, events: number, duration_s: number, builds: Array<{ name: string, completion_s: number | null, airtime_bound_s: number, ratio: number | null, complete_nodes: number }>, bytes_on_air: number, trace_sha256: string }
+  summary: { scenario: string, nodes: number, events: number, duration_s: number, builds: Array<{ name: string, completion_s: number | null, airtime_bound_s: number, ratio: number | null, complete_nodes: number }>, bytes_on_air: number, duplicate_bytes: number, trace_sha256: string }
   wall_s: number
   cpu_s: number
   max_rss_mib: number
+  /** Exchange messages delivered by type ('blocks': data frames), stalls, leaf bytes received. */
+  messages: Record<string, number>
+  stalls: number
+  bytes_down: number
 }
 
 const SCENARIOS = join(REPO_ROOT, 'sim', 'scenarios')
@@ -79,6 +83,7 @@ export async function run_ (ctx: BenchContext): Promise<BenchOutput> {
   ]
   const results: Record<string, unknown> = {}
   const rows: string[][] = []
+  const costs: string[][] = []
   for (const c of cases) {
     if (!only.includes(c.id)) continue
     const r = await runOne(await c.file())
@@ -97,9 +102,22 @@ export async function run_ (ctx: BenchContext): Promise<BenchOutput> {
       b === undefined ? '-' : b.airtime_bound_s.toFixed(0),
       b?.ratio === null || b === undefined ? '-' : b.ratio.toFixed(3)
     ])
+    const frames = Math.max(1, r.messages.blocks ?? 0)
+    const per = (k: string): string => ((r.messages[k] ?? 0) / frames).toFixed(2)
+    costs.push([
+      c.label,
+      String(r.messages.blocks ?? 0),
+      (r.summary.events / frames).toFixed(1),
+      (r.summary.events / r.summary.duration_s).toFixed(0),
+      per('have-update'), per('request'), per('choke'), per('unchoke'), per('cancel'),
+      (r.stalls / frames).toFixed(2),
+      (r.summary.duplicate_bytes / Math.max(1, r.bytes_down)).toFixed(3)
+    ])
   }
   const table = formatTable(['run', 'XOs', 'wall s', 'CPU s', 'events', 'events/s', 'peak RSS MiB', 'complete', 'completion s', 'bound s', 'ratio'], rows)
-  return { tables: [table], results }
+  // what a data frame costs: the messages and stalls per frame delivered, and the events per simulated second
+  const perFrame = formatTable(['run', 'frames', 'events/frame', 'events per sim s', 'have-update', 'request', 'choke', 'unchoke', 'cancel', 'stalls', 'duplicate share'], costs)
+  return { tables: [table, perFrame], results }
 }
 
 export { run_ as run }

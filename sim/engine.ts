@@ -149,6 +149,8 @@ export class Engine {
   uplinkBytes = 0
   /** Per event kind, how many ran. */
   readonly counts = new Float64Array(16)
+  /** Exchange messages delivered, by type ('blocks': data frames). */
+  readonly delivered = new Map<string, number>()
   /** Maximum connections per node. */
   readonly maxPeers: number
   private readonly latency: number
@@ -541,6 +543,8 @@ export class Engine {
       this.scheduleElection(s.to)
       return
     }
+    const type = item.data ? 'blocks' : (item.message as ControlMessage).type
+    this.delivered.set(type, (this.delivered.get(type) ?? 0) + 1)
     if (item.data) {
       const bytes = item.frame.offsets[item.frame.sizes.length]!
       if (item.frame.cids.length > 0) n.manifestDown += bytes

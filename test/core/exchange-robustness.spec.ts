@@ -128,6 +128,25 @@ describe('block exchange with misbehaving peers', function () {
     assert.ok(cancels.length >= 1, 'the stalled requests were cancelled')
   })
 
+  it('waits for slow-but-alive peers instead of cancelling them every 5 s (a crowded channel)', () => {
+    // three seeds on links where one leaf takes ~8 s: the stall timeout must grow past what frames take here
+    const mesh = new Mesh({ seed: 31 })
+    const b = mesh.build({ leaves: 24, minSize: 32 * 1024, maxSize: 32 * 1024 })
+    mesh.add('f')
+    for (const s of ['s1', 's2', 's3']) {
+      mesh.add(s)
+      mesh.give(s, b)
+      mesh.connect(s, 'f', { bandwidth: 4 })
+      mesh.hold(s, b)
+    }
+    mesh.hold('f', b)
+    mesh.driveUntilComplete(b, ['f'], 3_600_000)
+    const f = mesh.node('f')
+    assert.ok(f.completeAt.has(b.key))
+    assert.ok(f.core!.stats.stalls <= 3, `${f.core!.stats.stalls} stalls`)
+    assert.ok(f.received <= 1.1 * b.total, `received ${(f.received / b.total).toFixed(2)}x the build`)
+  })
+
   it('refuses new peers beyond its rate, and peers beyond its limit', () => {
     const mesh = new Mesh({ seed: 28 })
     mesh.add('busy', { init: { newPeersPerSecond: 2 } })

@@ -26,15 +26,47 @@ describe('upload ledger', () => {
     assert.equal(l.enqueue('c', leaves('x', 0, 4), 2), 'queued')
   })
 
-  it('chokes the longest-served peer after rotateTime while others wait', () => {
+  /** Serves `frames` frames to the slot holders, each finishing `each` ms after it was handed out, from `t`; returns the time after. */
+  function serveFrames (l: Ledger, frames: number, t: number, each: number): number {
+    for (let k = 0; k < frames; k++) {
+      const [b] = drain(l, t).slice(0, 1)
+      if (b === undefined) break
+      t += each
+      l.served(b.peer, t)
+    }
+    return t
+  }
+
+  /** One slot: 'a' holds it with plenty queued, 'b' waits (choked). */
+  function oneSlotTwoPeers (): Ledger {
     const l = new Ledger({ slots: 1, rate: 0, tuning: DEFAULT_TUNING }, 0)
     l.enqueue('a', leaves('x', 0, 2000, 1000), 0)
     l.enqueue('b', leaves('x', 0, 1), 0)
     l.notices.splice(0)
-    assert.equal(l.deadline(0), DEFAULT_TUNING.rotateTime)
+    return l
+  }
+
+  it('chokes the longest-served peer after rotateTime, once it was served a few frames, while others wait', () => {
+    const l = oneSlotTwoPeers()
+    const t = serveFrames(l, 4, 0, 1000)
+    assert.equal(l.deadline(t), DEFAULT_TUNING.rotateTime)
     l.tick(DEFAULT_TUNING.rotateTime)
     assert.deepEqual(l.notices.splice(0), [{ peer: 'a', type: 'choke' }, { peer: 'b', type: 'unchoke' }])
     assert.equal(l.queued('a'), 0, "the choked peer's requests are dropped")
+  })
+
+  it('lets a slow slot holder finish a few frames before its turn ends (no churn when every peer is slow)', () => {
+    const l = oneSlotTwoPeers()
+    // each frame takes 8 s to drain: at rotateTime only one was served
+    let t = serveFrames(l, 1, 0, 8000)
+    t = 2 * DEFAULT_TUNING.rotateTime
+    assert.equal(l.deadline(t), undefined, 'no rotation due while the holder is short of its frames')
+    l.tick(t)
+    assert.deepEqual(l.notices.splice(0), [], 'a keeps its slot')
+    t = serveFrames(l, 3, t, 8000)
+    assert.ok(l.deadline(t)! <= t, 'its turn is over once its frames are served')
+    l.tick(t)
+    assert.deepEqual(l.notices.splice(0), [{ peer: 'a', type: 'choke' }, { peer: 'b', type: 'unchoke' }])
   })
 
   it('takes back a slot left idle', () => {
@@ -64,6 +96,10 @@ describe('upload ledger', () => {
     l.served('slow', 2000)
     const next = drain(l, 2000)
     assert.ok(next.every(b => b.bytes <= 250 * 50 + 10_000), `frames of ${next.map(b => b.bytes).join(',')} bytes`)
+    // a new peer's first frame follows how fast frames drain to the others, not 256 KiB: on a crowded channel that is airtime it cannot have
+    l.enqueue('new', leaves('x', 0, 200, 10_000), 2000)
+    const first2 = drain(l, 2000).find(b => b.peer === 'new')
+    assert.ok(first2 !== undefined && first2.bytes <= 250 * 50 + 10_000, `a first frame of ${first2?.bytes} bytes`)
   })
 
   it('keeps frames to one build and one kind, ascending and without duplicates', () => {

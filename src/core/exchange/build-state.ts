@@ -36,9 +36,14 @@ export class Build {
   /** Connected peers holding every leaf (while fetching). */
   completePeers = 0
   interestSent = false
-  /** Leaves stored since the last announcement. */
+  /** Leaves stored since the last announcement to the peers we serve… */
   pending: number[] = []
   announceAt: number | undefined
+  /** …and since the last one to every interested peer (Exchange.announce). */
+  quietPending: number[] = []
+  /** When the first of quietPending was stored, and when they are due (Exchange.quietDue). */
+  quietSince = 0
+  quietAt: number | undefined
   /** After the store failed to write (a full disk), no requests until then. */
   pausedUntil = 0
 

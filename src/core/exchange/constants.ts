@@ -55,8 +55,25 @@ export interface Tuning {
   announceDelay: number
   /** …or as soon as this many are pending. */
   announceBatch: number
+  /**
+   * Peers we are not serving hear of newly stored leaves this long after the
+   * first of them once quietAnnounceLeaves are pending, ms; with fewer, ten
+   * times as long; with announceBatch, at once. Nobody is waiting on those
+   * updates, and on a shared channel each is a frame of airtime: a laptop
+   * storing a leaf every half minute would otherwise tell every peer of
+   * every leaf alone.
+   */
+  quietAnnounceDelay: number
+  quietAnnounceLeaves: number
   /** End-game (a second request for an outstanding leaf) only when at most this many leaves are missing. */
   endgameBlocks: number
+  /**
+   * Sources at once: a fetcher asks a peer with nothing outstanding for
+   * leaves only while fewer peers have requests outstanding (end-game
+   * aside). On a shared channel every source is another transfer splitting
+   * the same airtime.
+   */
+  maxSources: number
   /** A peer that delivers nothing for max(this, 4 × its smoothed delay) loses its requests, ms. */
   stallTimeout: number
   /** A stalled peer gets no requests for this long (× its strikes, up to 6), ms. */
@@ -78,7 +95,10 @@ export const DEFAULT_TUNING: Tuning = {
   manifestWindow: 64,
   announceDelay: 50,
   announceBatch: 64,
+  quietAnnounceDelay: 30_000,
+  quietAnnounceLeaves: 16,
   endgameBlocks: 8,
+  maxSources: 4,
   stallTimeout: 5000,
   snubTime: 10_000,
   rotateTime: 10_000,

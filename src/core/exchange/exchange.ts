@@ -26,6 +26,8 @@ const SLOW_FACTOR = 4
 /** Bans remembered at most (expired ones go first, then the oldest). */
 const MAX_BANS = 4096
 const NO_INDICES = new Uint32Array(0)
+/** The stall timeout doubles at most this many times (5 s → 160 s). */
+const MAX_BACKOFF = 5
 
 /** The exchange core. See types.ts for its inputs and outputs. */
 export class Exchange implements Core<ExchangeInput, ExchangeOutput> {
@@ -55,6 +57,21 @@ export class Exchange implements Core<ExchangeInput, ExchangeOutput> {
    * due walks them once and makes it exact again.
    */
   private peerDue = Infinity
+  /**
+   * Smoothed request-to-arrival delay over every peer's frames, ms (0 until
+   * measured). A peer may take a few times this long before it counts as stalled: on a
+   * crowded channel every transfer crawls, and a fixed timeout would cancel
+   * slow-but-alive peers one after another (each cancel, re-request and
+   * snub costs airtime and gains nothing).
+   */
+  private typicalDelay = 0
+  private peerDueStale = false
+  /** Stalls since the last frame from any peer. */
+  private dryStalls = 0
+  /** Peers with requests outstanding (sources), counted once per refill (-1: not yet). */
+  private sources = -1
+  /** A peer was passed over because the sources were at maxSources. */
+  private capSkipped = false
   private seq = 0
   readonly stats: ExchangeStats = { bytesServed: 0, bytesReceived: 0, duplicateBlocks: 0, duplicateBytes: 0, endgameRequests: 0, stalls: 0, bans: 0 }
 
@@ -88,6 +105,10 @@ export class Exchange implements Core<ExchangeInput, ExchangeOutput> {
     if ('peer' in input) {
       const p = this.peers.get(input.peer)
       if (p !== undefined) this.peerDue = Math.min(this.peerDue, this.dueOf(p))
+    }
+    if (this.peerDueStale) {
+      this.peerDueStale = false
+      for (const p of this.peers.values()) this.peerDue = Math.min(this.peerDue, this.dueOf(p))
     }
     this.refillWindows()
     this.pumpUploads()
@@ -415,6 +436,11 @@ export class Exchange implements Core<ExchangeInput, ExchangeOutput> {
     }
     p.lastProgress = this.now
     p.strikes = 0
+    if (this.dryStalls > 0) {
+      // one frame in a crowd says little: the patience comes down a step at a time
+      this.dryStalls--
+      this.peerDueStale = true
+    }
     const accepted: number[] = []
     if (m.cids.length > 0) {
       // every manifest block is hashed against its CID by the driver: a wanted one is welcome from anyone
@@ -482,7 +508,14 @@ export class Exchange implements Core<ExchangeInput, ExchangeOutput> {
           this.stats.duplicateBytes += size
         }
       }
-      if (count > 0) p.window.delivered(delivered, count, this.now - firstSent, this.now)
+      if (count > 0) {
+        const delay = this.now - firstSent
+        p.window.delivered(delivered, count, delay, this.now)
+        const before = this.typicalDelay
+        this.typicalDelay = before === 0 ? delay : 0.875 * before + 0.125 * delay
+        // every peer's stall time may come earlier: peerDue is a lower bound no more
+        if (this.typicalDelay < before) this.peerDueStale = true
+      }
     }
     if (accepted.length > 0) this.out.push({ type: 'store', peer: p.id, root: b.root, blocks: m, entries: Uint32Array.from(accepted) })
     this.toRefill.add(p)
@@ -519,13 +552,23 @@ export class Exchange implements Core<ExchangeInput, ExchangeOutput> {
       if (ok) {
         st.stored(i)
         b.pending.push(i)
+        b.quietPending.push(i)
       } else {
         st.storeFailed(i)
       }
     }
     if (st.complete) return this.finish(b)
-    if (b.pending.length >= this.tuning.announceBatch) this.announce(b)
-    else if (b.pending.length > 0 && b.announceAt === undefined) b.announceAt = this.now + this.tuning.announceDelay
+    if (b.quietPending.length > 0) {
+      if (b.quietAt === undefined) b.quietSince = this.now
+      b.quietAt = this.quietDue(b)
+    }
+    if (b.quietAt !== undefined && b.quietAt <= this.now) this.announce(b, true)
+    else if (b.pending.length >= this.tuning.announceBatch) this.announce(b, false)
+    if (b.pending.length > 0 && b.announceAt === undefined) {
+      // nobody to tell promptly: the quiet announcement carries them (no timer for nothing)
+      if (this.anyoneWaiting(b)) b.announceAt = this.now + this.tuning.announceDelay
+      else b.pending = []
+    }
   }
 
   private onServed (peer: PeerId, root: Root, missingIndices: ArrayLike<number> | undefined, missingCids: readonly Uint8Array[] | undefined): void {
@@ -541,7 +584,8 @@ export class Exchange implements Core<ExchangeInput, ExchangeOutput> {
 
   private onTimer (): void {
     for (const b of this.builds.values()) {
-      if (b.announceAt !== undefined && b.announceAt <= this.now) this.announce(b)
+      if (b.quietAt !== undefined && b.quietAt <= this.now) this.announce(b, true)
+      else if (b.announceAt !== undefined && b.announceAt <= this.now) this.announce(b, false)
       if (b.pausedUntil > 0 && b.pausedUntil <= this.now) {
         b.pausedUntil = 0
         this.refillEveryone = true
@@ -549,7 +593,7 @@ export class Exchange implements Core<ExchangeInput, ExchangeOutput> {
     }
     let due = Infinity
     for (const p of this.peers.values()) {
-      if (p.window.blocks > 0 && !p.chokedUs && this.now >= p.lastProgress + p.window.stallTimeout()) this.stall(p)
+      if (p.window.blocks > 0 && !p.chokedUs && this.now >= p.lastProgress + this.stallTimeout(p)) this.stall(p)
       if (p.snubbedUntil > 0 && p.snubbedUntil <= this.now) {
         p.snubbedUntil = 0
         this.toRefill.add(p)
@@ -591,6 +635,8 @@ export class Exchange implements Core<ExchangeInput, ExchangeOutput> {
     b.completePeers = 0
     b.pending = []
     b.announceAt = undefined
+    b.quietPending = []
+    b.quietAt = undefined
     b.phase = 'ready'
     for (const p of this.peers.values()) {
       this.send(p, this.haveOf(b))
@@ -632,18 +678,49 @@ export class Exchange implements Core<ExchangeInput, ExchangeOutput> {
     this.refillEveryone = true
   }
 
-  /** Sends the leaves stored since the last announcement to the peers interested in the build. */
-  private announce (b: Build): void {
+  /** When the leaves stored since the last quiet announcement are due (see Tuning.quietAnnounceDelay). */
+  private quietDue (b: Build): number {
+    const t = this.tuning
+    const k = b.quietPending.length
+    if (k >= t.announceBatch) return this.now
+    return b.quietSince + (k >= t.quietAnnounceLeaves ? t.quietAnnounceDelay : 10 * t.quietAnnounceDelay)
+  }
+
+  /**
+   * Sends the leaves stored since the last announcement, in HaveUpdates:
+   * promptly (announceDelay) to the interested peers we serve that have
+   * nothing queued with us (they wait for something to ask); with `quiet`, every leaf stored
+   * since the last quiet announcement to every interested peer (those we
+   * serve get some twice: harmless). A peer between the two hears of a leaf
+   * by the next quiet announcement at the latest.
+   */
+  private announce (b: Build, quiet: boolean): void {
+    const list = quiet ? b.quietPending : b.pending
     b.announceAt = undefined
-    if (b.pending.length === 0) return
-    const all = b.pending.sort((x, y) => x - y)
     b.pending = []
-    for (let s = 0; s < all.length; s += MAX_INDICES) {
-      const indices = Uint32Array.from(all.slice(s, s + MAX_INDICES))
-      for (const p of this.peers.values()) {
-        if (p.interests.has(b.key)) this.send(p, { type: 'have-update', root: b.root, indices })
+    if (quiet) {
+      b.quietAt = undefined
+      b.quietPending = []
+    }
+    if (list.length === 0) return
+    const all = list.sort((x, y) => x - y)
+    for (const p of this.peers.values()) {
+      if (!p.interests.has(b.key) || !(quiet || this.ledger.waiting(p.id))) continue
+      // what the peer told us it holds is no news to it
+      const pb = p.builds.get(b.key)
+      const held = pb !== undefined && pb.known && pb.leaves === b.n ? pb.bits : undefined
+      if (held === null) continue
+      const news = held === undefined ? all : all.filter(i => !hasBit(held, i))
+      for (let s = 0; s < news.length; s += MAX_INDICES) {
+        this.send(p, { type: 'have-update', root: b.root, indices: Uint32Array.from(news.slice(s, s + MAX_INDICES)) })
       }
     }
+  }
+
+  /** Some interested peer we serve has nothing queued: it would take a prompt announcement. */
+  private anyoneWaiting (b: Build): boolean {
+    for (const p of this.peers.values()) if (p.interests.has(b.key) && this.ledger.waiting(p.id)) return true
+    return false
   }
 
   // ---- peers ------------------------------------------------------------------
@@ -707,6 +784,7 @@ export class Exchange implements Core<ExchangeInput, ExchangeOutput> {
 
   private stall (p: Peer): void {
     this.stats.stalls++
+    this.dryStalls = Math.min(MAX_BACKOFF, this.dryStalls + 1)
     p.strikes++
     p.snubbedUntil = this.now + this.tuning.snubTime * Math.min(p.strikes, 6)
     for (const [key, pb] of p.builds) {
@@ -795,27 +873,53 @@ export class Exchange implements Core<ExchangeInput, ExchangeOutput> {
   }
 
   private refillWindows (): void {
-    if (this.refillEveryone) {
-      this.refillEveryone = false
+    this.sources = -1
+    if (!this.refillEveryone && this.toRefill.size > 0) {
+      const targets = [...this.toRefill]
       this.toRefill.clear()
-      const all = [...this.peers.values()]
-      const n = all.length
-      const start = n === 0 ? 0 : this.rotor++ % n
-      for (let k = 0; k < n; k++) {
-        const p = all[(start + k) % n]!
-        if (this.peers.has(p.id)) this.fill(p)
-      }
-      return
+      for (const p of targets) if (this.peers.has(p.id)) this.fill(p)
     }
-    if (this.toRefill.size === 0) return
-    const targets = [...this.toRefill]
+    // a peer passed over for want of a source slot is asked once a slot is free
+    if (this.capSkipped && this.sourceCount() < this.tuning.maxSources) this.refillEveryone = true
+    if (!this.refillEveryone) return
+    this.refillEveryone = false
+    this.capSkipped = false
     this.toRefill.clear()
-    for (const p of targets) if (this.peers.has(p.id)) this.fill(p)
+    const all = [...this.peers.values()]
+    const n = all.length
+    const start = n === 0 ? 0 : this.rotor++ % n
+    for (let k = 0; k < n; k++) {
+      const p = all[(start + k) % n]!
+      if (this.peers.has(p.id)) this.fill(p)
+    }
+  }
+
+  /**
+   * How long a peer with requests outstanding may deliver nothing: its
+   * window's timeout (4 × its own delay, at least stallTimeout), 4 × the
+   * delay frames take here from any peer, and stallTimeout doubled for each
+   * stall in a row, of this peer or of any since anything arrived (as TCP
+   * backs off its retransmission timeout): a fetcher that has never received
+   * a frame knows no delay yet, and on a crowded channel its first frames
+   * take longer than any fixed timeout.
+   */
+  private stallTimeout (p: Peer): number {
+    const backoff = this.tuning.stallTimeout * 2 ** Math.min(MAX_BACKOFF, Math.max(p.strikes, this.dryStalls))
+    return Math.max(p.window.stallTimeout(), 4 * this.typicalDelay, backoff)
+  }
+
+  /** Peers with leaf or manifest requests outstanding (counted once per refill, then kept up to date by fillLeaves). */
+  private sourceCount (): number {
+    if (this.sources < 0) {
+      this.sources = 0
+      for (const q of this.peers.values()) if (q.window.blocks > 0) this.sources++
+    }
+    return this.sources
   }
 
   /** When a peer stalls (requests outstanding) or its snub ends, or Infinity. */
   private dueOf (p: Peer): number {
-    const stall = p.window.blocks > 0 && !p.chokedUs ? p.lastProgress + p.window.stallTimeout() : Infinity
+    const stall = p.window.blocks > 0 && !p.chokedUs ? p.lastProgress + this.stallTimeout(p) : Infinity
     return p.snubbedUntil > 0 ? Math.min(stall, p.snubbedUntil) : stall
   }
 
@@ -865,8 +969,12 @@ export class Exchange implements Core<ExchangeInput, ExchangeOutput> {
       atLeastOne: w.blocks === 0
     }
     const picks: number[] = []
-    // a partial peer that had nothing for us has nothing until a leaf is released or it announces one we lack
-    if (pb.bits === null || pb.dryEpoch !== st.epoch) {
+    const newSource = w.blocks === 0
+    if (newSource && this.sourceCount() >= this.tuning.maxSources) {
+      // enough sources already: this one is asked only in end-game, below
+      this.capSkipped = true
+    } else if (pb.bits === null || pb.dryEpoch !== st.epoch) {
+      // a partial peer that had nothing for us has nothing until a leaf is released or it announces one we lack
       const candidates = pickRarest(st, limits, picks)
       pb.dryEpoch = candidates === 0 && pb.bits !== null ? st.epoch : -1
     }
@@ -886,6 +994,7 @@ export class Exchange implements Core<ExchangeInput, ExchangeOutput> {
     }
     if (picks.length === 0) return true
     picks.sort((x, y) => x - y)
+    if (newSource && this.sources >= 0) this.sources++
     if (w.blocks === 0) p.lastProgress = this.now
     let bytes = 0
     for (const i of picks) {
@@ -973,6 +1082,7 @@ export class Exchange implements Core<ExchangeInput, ExchangeOutput> {
     let d = Infinity
     for (const b of this.builds.values()) {
       if (b.announceAt !== undefined) d = Math.min(d, b.announceAt)
+      if (b.quietAt !== undefined) d = Math.min(d, b.quietAt)
       if (b.pausedUntil > 0) d = Math.min(d, b.pausedUntil)
     }
     d = Math.min(d, this.peerDue)

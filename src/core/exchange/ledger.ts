@@ -30,8 +30,15 @@ export interface LedgerNotice { peer: string, type: 'choke' | 'unchoke' }
 
 /** A frame should take about this long to write to the peer, ms: small frames on slow links keep each block's delay short. */
 const FRAME_TIME = 50
-/** Frame size before a peer's drain rate is known, bytes. */
+/** Frame size before a peer's drain rate is known, bytes (less when the other peers drain slower: see Ledger.typicalDrain). */
 const FIRST_FRAME = 256 * 1024
+/**
+ * A slot holder is rotated out only after this many frames of its turn were
+ * written, however long they took: when every peer is slow (a crowded
+ * channel), a time-only turn ends mid-frame and chokes peers that were
+ * served nothing, for nothing.
+ */
+const TURN_FRAMES = 4
 
 class Uploader {
   readonly id: string
@@ -44,6 +51,8 @@ class Uploader {
   lastServedAt = 0
   slot = false
   slotSince = 0
+  /** Frames written to it since it got its slot. */
+  turnFrames = 0
   lastActive = 0
   /** We sent Choke and no Unchoke since. */
   choked = false
@@ -67,6 +76,13 @@ export class Ledger {
   private holders: Uploader[] = []
   private waiters: Uploader[] = []
   private cursor = 0
+  /**
+   * How fast frames drain to our peers, bytes per ms (a moving average over
+   * every peer; 0 until measured): a new peer's first frame is ~FRAME_TIME of
+   * it, so on a crowded channel a first frame is not seconds of airtime
+   * behind which its requests time out.
+   */
+  private typicalDrain = 0
   private readonly slots: number
   private readonly bucket: TokenBucket | undefined
   private readonly tuning: Tuning
@@ -91,6 +107,12 @@ export class Ledger {
   /** True when the peer holds an upload slot. */
   serving (peer: string): boolean {
     return this.peers.get(peer)?.slot ?? false
+  }
+
+  /** True when the peer holds an upload slot and has nothing queued: it waits for something new to ask for. */
+  waiting (peer: string): boolean {
+    const u = this.peers.get(peer)
+    return u !== undefined && u.slot && u.queued === 0
   }
 
   /**
@@ -159,7 +181,9 @@ export class Ledger {
       if (now > start && batch.bytes > 0) {
         const sample = batch.bytes / (now - start)
         u.drainRate = u.drainRate === 0 ? sample : 0.7 * u.drainRate + 0.3 * sample
+        this.typicalDrain = this.typicalDrain === 0 ? sample : 0.9 * this.typicalDrain + 0.1 * sample
       }
+      if (u.slot) u.turnFrames++
     }
     u.lastServedAt = now
     u.lastActive = now
@@ -188,10 +212,10 @@ export class Ledger {
       if (u.queued === 0 && u.inFlight === 0 && now >= u.lastActive + this.tuning.slotIdleTime) this.release(u, now)
     }
     // every holder whose turn is over gives way (each rotation seats a waiter from now on)
-    while (this.waiters.length > 0 && this.holders.length > 0) {
-      let longest = this.holders[0]!
-      for (const u of this.holders) if (u.slotSince < longest.slotSince) longest = u
-      if (now < longest.slotSince + this.tuning.rotateTime) return
+    while (this.waiters.length > 0) {
+      let longest: Uploader | undefined
+      for (const u of this.holders) if (this.turnOver(u, now) && (longest === undefined || u.slotSince < longest.slotSince)) longest = u
+      if (longest === undefined) return
       longest.queue = []
       longest.head = 0
       longest.choked = true
@@ -208,7 +232,8 @@ export class Ledger {
     for (const u of this.holders) {
       if (u.queued > 0 && u.inFlight < this.tuning.servePipeline) work = true
       if (u.queued === 0 && u.inFlight === 0) d = Math.min(d, u.lastActive + this.tuning.slotIdleTime)
-      if (this.waiters.length > 0) d = Math.min(d, u.slotSince + this.tuning.rotateTime)
+      // a turn short of its frames ends after a frame is served, whose input recomputes this
+      if (this.waiters.length > 0 && (u.turnFrames >= TURN_FRAMES || (u.queued === 0 && u.inFlight === 0))) d = Math.min(d, u.slotSince + this.tuning.rotateTime)
     }
     if (work && this.bucket !== undefined) {
       const at = this.bucket.positiveAt(now)
@@ -217,9 +242,15 @@ export class Ledger {
     return d === Infinity ? undefined : d
   }
 
+  /** Its turn is over: rotateTime has passed and it was served TURN_FRAMES frames (or wants no more). */
+  private turnOver (u: Uploader, now: number): boolean {
+    return now >= u.slotSince + this.tuning.rotateTime && (u.turnFrames >= TURN_FRAMES || (u.queued === 0 && u.inFlight === 0))
+  }
+
   private grant (u: Uploader, now: number): void {
     u.slot = true
     u.slotSince = now
+    u.turnFrames = 0
     u.lastActive = now
     this.holders.push(u)
     if (u.choked) {
@@ -248,7 +279,8 @@ export class Ledger {
   private batch (u: Uploader): ServeBatch {
     const first = u.queue[u.head]!
     const max = this.tuning.serveBatchBytes
-    const limit = u.drainRate === 0 ? Math.min(max, FIRST_FRAME) : Math.min(max, u.drainRate * FRAME_TIME)
+    const firstFrame = this.typicalDrain === 0 ? FIRST_FRAME : Math.min(FIRST_FRAME, this.typicalDrain * FRAME_TIME)
+    const limit = u.drainRate === 0 ? Math.min(max, firstFrame) : Math.min(max, u.drainRate * FRAME_TIME)
     const leaves = first.cid === undefined
     const indices = new Set<number>()
     const cids = new Map<string, Uint8Array>()
