@@ -65,6 +65,27 @@ const noiseWithoutWasm: Plugin = {
 }
 
 /**
+ * libp2p's peer store and peer records sort addresses and protocol names
+ * with `localeCompare` only to store and compare them in a fixed order; that
+ * loads ICU's collation tables and code into every agent (~3 MiB resident).
+ * In the bundle those files compare by code unit instead: a fixed order as
+ * well, in memory only (the agent's peer store is not persisted). The build
+ * fails if a `localeCompare` is left in them (a new version of the package).
+ */
+const peerStoreWithoutCollation: Plugin = {
+  name: 'peer-store-without-collation',
+  setup (b) {
+    b.onLoad({ filter: /@libp2p[/\\](peer-store|peer-record)[/\\]dist[/\\].*\.js$/ }, a => {
+      const source = readFileSync(a.path, 'utf8')
+      if (!source.includes('localeCompare')) return undefined
+      const contents = source.replace(/([\w.]+(?:\(\))?)\.localeCompare\(/g, 'codeUnitOrder($1, ')
+      if (contents.includes('localeCompare')) throw new Error(`${a.path}: a localeCompare the agent bundle does not replace`)
+      return { contents: `${contents}\nfunction codeUnitOrder (a, b) { return a < b ? -1 : a > b ? 1 : 0 }\n`, loader: 'js' }
+    })
+  }
+}
+
+/**
  * Bundles src/cli/agentd.ts into outfile (ESM, minified, for the Node the
  * package pins). Some dependencies call require(): the banner gives the
  * bundle a real one.
@@ -83,7 +104,7 @@ export async function buildAgentd (outfile: string = AGENTD_BUNDLE): Promise<voi
     legalComments: 'none',
     define: { XO_MESH_BUNDLED_VERSION: JSON.stringify((JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string }).version) },
     banner: { js: "import { createRequire as __xoMeshCreateRequire } from 'node:module'; const require = __xoMeshCreateRequire(import.meta.url);" },
-    plugins: [builtinsWithoutFacades, noiseWithoutWasm],
+    plugins: [builtinsWithoutFacades, noiseWithoutWasm, peerStoreWithoutCollation],
     logLevel: 'warning'
   })
   // e.g. a name imported from a built-in that it only has as a getter: undefined at run time
