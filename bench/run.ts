@@ -19,6 +19,7 @@ const BENCHES: Record<string, () => Promise<BenchModule>> = {
   delta: () => import('./delta.js'),
   add: () => import('./add.js'),
   exchange: () => import('./exchange.js'),
+  idle: () => import('./idle.js'),
   relay: () => import('./relay.js'),
   outbox: () => import('./outbox.js'),
   sim: () => import('./sim.js'),

@@ -1,7 +1,8 @@
 // The agent alone: the same arguments as `xo-mesh [--data DIR] agent
 // [flags]`, with the smallest import graph (no content commands). It is the
 // entry a build step should bundle into plain JavaScript: measured idle at
-// 83–88 MB that way, against 94–106 MB through tsx (docs/agent.md, "Memory").
+// 63–74 MiB that way (scripts/build-agentd.ts), against 94–106 MB through
+// tsx (docs/agent.md, "Memory").
 // It also runs as it is under Node's own type stripping, so everything it
 // imports must stay erasable TypeScript (no enums, no parameter properties),
 // though that costs more memory than tsx today.

@@ -8,6 +8,7 @@ import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify } from '@libp2p/identify'
 import type { Libp2p, PrivateKey } from '@libp2p/interface'
+import { nodeNoiseCrypto } from './noise-crypto.ts'
 
 export interface NodeInit {
   privateKey: PrivateKey
@@ -29,7 +30,8 @@ export async function createNode (init: NodeInit): Promise<Libp2p> {
     nodeInfo: { name: 'xo-mesh', version: init.version },
     addresses: { listen: init.listen },
     transports: [tcp()],
-    connectionEncrypters: [noise()],
+    // Noise on OpenSSL alone: no WebAssembly in an idle agent (noise-crypto.ts)
+    connectionEncrypters: [noise({ crypto: nodeNoiseCrypto })],
     streamMuxers: [yamux()],
     services: { identify: identify() },
     connectionManager: {
