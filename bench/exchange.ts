@@ -29,6 +29,8 @@
  *
  * Options: --size=MiB (256), --swarm-size=MiB (128), --fetchers=N (4),
  * --idle-s=S (15: how long agents sit idle before their RSS is read),
+ * --after-s=S (0: off; the agents' RSS S seconds after the first fetch, idle
+ * again: what a laptop keeps resident once its work is done),
  * --node-flags='FLAGS' (V8 flags for the agents' node, before the script),
  * --rounds=N (1: (a), (b) and (c) alternate N times; ratios are taken
  * within a round, the median reported: the load moves between them),
@@ -451,6 +453,7 @@ export async function run_ (ctx: BenchContext): Promise<BenchOutput> {
   const swarmSize = Number(ctx.options.get('swarm-size') ?? 128)
   const fetchers = Number(ctx.options.get('fetchers') ?? 4)
   const idleS = Number(ctx.options.get('idle-s') ?? 15)
+  const afterS = Number(ctx.options.get('after-s') ?? 0)
   const rounds = Math.max(1, Number(ctx.options.get('rounds') ?? 1))
   const only = new Set((ctx.options.get('only') ?? 'a,b,c,d').split(','))
   if (ctx.options.has('skip-helia')) only.delete('c')
@@ -531,7 +534,13 @@ export async function run_ (ctx: BenchContext): Promise<BenchOutput> {
         const received = [...(await b.counters()).values()].reduce((s, x) => s + x.bytes_received, 0)
         r.fetch = p.bytes / MB / seconds!
         rows.push([`(b) xo-mesh fetch, agent → agent${tag}`, seconds!.toFixed(2), mbs(p.bytes, seconds!), Number.isNaN(ceilingS) ? '-' : (ceilingS / seconds! * (p.bytes / (size << 20))).toFixed(2), (cpu1[0]! - cpu0[0]!).toFixed(1), (cpu1[1]! - cpu0[1]!).toFixed(1)])
-        results.fetch ??= { bytes: p.bytes, received, seconds, mbPerS: r.fetch, cpuSeed: cpu1[0]! - cpu0[0]!, cpuFetcher: cpu1[1]! - cpu0[1]!, rssIdle: idle, rssBusy: busy }
+        let after: { seed: number, fetcher: number } | undefined
+        if (round === 1 && afterS > 0) {
+          log(`  idle ${afterS} s after the fetch (RSS)…`)
+          await new Promise(resolve => setTimeout(resolve, afterS * 1000))
+          after = { seed: procRss(a.pid), fetcher: procRss(b.pid) }
+        }
+        results.fetch ??= { bytes: p.bytes, received, seconds, mbPerS: r.fetch, cpuSeed: cpu1[0]! - cpu0[0]!, cpuFetcher: cpu1[1]! - cpu0[1]!, rssIdle: idle, rssBusy: busy, ...(after !== undefined ? { rssAfter: after } : {}) }
         await Promise.all([a.stop(), b.stop()])
         agents.length = 0
       }
@@ -613,13 +622,14 @@ export async function run_ (ctx: BenchContext): Promise<BenchOutput> {
       agents.length = 0
     }
 
-    const f = results.fetch as { rssIdle: { seed: number, fetcher: number }, rssBusy: { seed: number, fetcher: number } } | undefined
+    const f = results.fetch as { rssIdle: { seed: number, fetcher: number }, rssBusy: { seed: number, fetcher: number }, rssAfter?: { seed: number, fetcher: number } } | undefined
     const sw = results.swarm as { fetchersDetail: Array<{ rssIdle: number, rssBusy: number }>, seedRss: number } | undefined
     if (f !== undefined || sw !== undefined) {
       const mrows: string[][] = []
       if (f !== undefined) {
         mrows.push(['seed, idle', mib(f.rssIdle.seed)], ['fetcher, idle (connected)', mib(f.rssIdle.fetcher)])
         mrows.push(['seed, serving (b), max', mib(f.rssBusy.seed)], ['fetcher, fetching (b), max', mib(f.rssBusy.fetcher)])
+        if (f.rssAfter !== undefined) mrows.push([`seed, idle ${afterS} s after (b)`, mib(f.rssAfter.seed)], [`fetcher, idle ${afterS} s after (b)`, mib(f.rssAfter.fetcher)])
       }
       if (sw !== undefined) {
         mrows.push(['swarm seed, serving (d), max', mib(sw.seedRss)])
