@@ -167,10 +167,7 @@ export class BackgroundReader {
       if (this.worker !== w) return
       this.worker = undefined
       this.thread = false
-      for (const [id, p] of this.pending) {
-        this.pending.delete(id)
-        void this.readHere(p.items).then(p.resolve)
-      }
+      this.readPendingHere()
     }
     w.on('error', failed)
     w.on('exit', failed)
@@ -192,10 +189,13 @@ export class BackgroundReader {
     const w = this.worker
     if (w === undefined) return
     this.worker = undefined
-    for (const [id, p] of this.pending) {
-      this.pending.delete(id)
-      void this.readHere(p.items).then(p.resolve)
-    }
+    this.readPendingHere()
     await w.terminate()
+  }
+
+  /** The reads the thread was asked and will not answer, done on the event loop. */
+  private readPendingHere (): void {
+    for (const p of this.pending.values()) void this.readHere(p.items).then(p.resolve)
+    this.pending.clear()
   }
 }

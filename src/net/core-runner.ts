@@ -37,10 +37,6 @@ export class CoreRunner<In extends { type: string }, Out extends { type: string 
     this.init = init
   }
 
-  get core (): Core<In, Out> {
-    return this.init.core
-  }
-
   /** Handles an input (after the ones queued), carries out the outputs, sets the timer. */
   input (input: In): void {
     this.queue.push(input)

@@ -94,10 +94,15 @@ export class RequestWindow {
 
   /** Requests given up on (cancelled, refused, timed out): no delivery to learn from. */
   released (bytes: number, blocks: number): void {
-    this.inflight = Math.max(0, this.inflight - bytes)
-    this.blocks = Math.max(0, this.blocks - blocks)
+    this.take(bytes, blocks)
     // an empty window idles the link: the next delivery starts a fresh rate sample
     if (this.blocks === 0) this.sampleStart = -1
+  }
+
+  /** Bytes and blocks no longer outstanding. */
+  private take (bytes: number, blocks: number): void {
+    this.inflight = Math.max(0, this.inflight - bytes)
+    this.blocks = Math.max(0, this.blocks - blocks)
   }
 
   /**
@@ -113,8 +118,7 @@ export class RequestWindow {
         this.minDelayAt = now
       }
     }
-    this.inflight = Math.max(0, this.inflight - bytes)
-    this.blocks = Math.max(0, this.blocks - blocks)
+    this.take(bytes, blocks)
     if (this.blocks === 0) this.emptiedAt = now
     if (bytes > this.burst) this.burst = bytes
     if (this.probeStart >= 0) this.probe(delay, now)
@@ -165,7 +169,7 @@ export class RequestWindow {
     this.burst *= RATE_DECAY
   }
 
-  /** gain × (delivery rate × minimum delay + the frame allowance), within [minWindow, maxWindow]. */
+  /** gain × delivery rate × minimum delay, plus the frame allowance (burst), within [minWindow, maxWindow]. */
   private target (): number {
     const t = this.tuning.windowGain * this.rate * Math.max(this.minDelay, 1) + this.burst
     return Math.max(this.tuning.minWindow, Math.min(this.tuning.maxWindow, t))
