@@ -6,6 +6,19 @@
  *
  *   node bench/exchange-peer.ts sink            prints {"addr": …}, then {"bytes", "seconds", "cpu"} once all arrived
  *   node bench/exchange-peer.ts source ADDR N   pushes N bytes to the sink, prints {"cpu"}
+ *
+ * And the floor of any verified transfer into a store like ours (the same
+ * stream, plus only the work the design asks of every block): the source
+ * reads each block's file and checks its sha-256 before sending, the sink
+ * checks each block's sha-256 and writes it as a file of its own (a temp
+ * file renamed into its shard, as the store does). No protocol, no
+ * scheduler, no threads: what is left between this and our fetch is the
+ * exchange's own cost.
+ *
+ *   node bench/exchange-peer.ts store-sink DIR N        as sink, storing N bytes of blocks under DIR
+ *   node bench/exchange-peer.ts store-source ADDR LIST  sends the blocks of LIST (JSON [[cid, path], …])
+ *
+ * On the stream, each block is u32 length | u8 name length | CID string | bytes.
  */
 import { createLibp2p } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
@@ -13,8 +26,14 @@ import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify } from '@libp2p/identify'
 import { multiaddr } from '@multiformats/multiaddr'
+import { CID } from 'multiformats/cid'
+import { Uint8ArrayList } from 'uint8arraylist'
+import { createHash } from 'node:crypto'
+import { closeSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs'
+import { join } from 'node:path'
 
 const PROTOCOL = '/xo-mesh/bench-push/1.0.0'
+const STORE_PROTOCOL = '/xo-mesh/bench-blocks/1.0.0'
 const CHUNK = 1 << 20
 
 function cpuSeconds (): number {
@@ -65,7 +84,75 @@ if (role === 'sink') {
   process.stdout.write(JSON.stringify({ cpu: cpuSeconds() - cpu0 }) + '\n')
   await node.stop()
   process.exit(0)
+} else if (role === 'store-sink') {
+  const dir = process.argv[3]!
+  const want = Number(process.argv[4] ?? 0)
+  const tmp = join(dir, '.tmp')
+  mkdirSync(tmp, { recursive: true })
+  const shards = new Set<string>()
+  let n = 0
+  const store = (name: string, bytes: Uint8Array): void => {
+    const cid = CID.parse(name)
+    const digest = createHash('sha256').update(bytes).digest()
+    if (!digest.equals(cid.multihash.digest)) throw new Error(`block ${name}: wrong sha-256`)
+    const shard = name.slice(-3, -1)
+    if (!shards.has(shard)) { mkdirSync(join(dir, shard), { recursive: true }); shards.add(shard) }
+    const t = join(tmp, `w${n++}`)
+    const fd = openSync(t, 'wx', 0o644)
+    try {
+      for (let off = 0; off < bytes.length;) off += writeSync(fd, bytes, off)
+    } finally {
+      closeSync(fd)
+    }
+    renameSync(t, join(dir, shard, name))
+  }
+  await node.handle(STORE_PROTOCOL, stream => {
+    const buf = new Uint8ArrayList()
+    let got = 0
+    let start = 0
+    const cpu0 = cpuSeconds()
+    stream.addEventListener('message', evt => {
+      if (start === 0) start = performance.now()
+      buf.append(evt.data)
+      while (buf.length >= 5) {
+        const len = buf.getUint32(0)
+        if (buf.length < 4 + len) break
+        const nameLen = buf.get(4)
+        const name = new TextDecoder().decode(buf.subarray(5, 5 + nameLen))
+        const bytes = buf.subarray(5 + nameLen, 4 + len)
+        buf.consume(4 + len)
+        store(name, bytes)
+        got += bytes.length
+      }
+      if (want > 0 && got >= want) {
+        process.stdout.write(JSON.stringify({ bytes: got, seconds: (performance.now() - start) / 1000, cpu: cpuSeconds() - cpu0 }) + '\n')
+        void stream.close().finally(async () => { await node.stop(); process.exit(0) })
+      }
+    })
+  })
+  process.stdout.write(JSON.stringify({ addr: node.getMultiaddrs()[0]!.toString() }) + '\n')
+} else if (role === 'store-source') {
+  const addr = process.argv[3]!
+  const list = JSON.parse(readFileSync(process.argv[4]!, 'utf8')) as Array<[string, string]>
+  const stream = await node.dialProtocol(multiaddr(addr), STORE_PROTOCOL)
+  const cpu0 = cpuSeconds()
+  for (const [name, path] of list) {
+    const bytes = readFileSync(path)
+    if (!createHash('sha256').update(bytes).digest().equals(CID.parse(name).multihash.digest)) throw new Error(`block ${name}: wrong sha-256`)
+    const head = Buffer.alloc(5 + name.length)
+    head.writeUInt32BE(1 + name.length + bytes.length, 0)
+    head[4] = name.length
+    head.write(name, 5, 'latin1')
+    stream.send(head)
+    if (!stream.send(bytes)) await stream.onDrain()
+  }
+  const done = new Promise<void>(resolve => { stream.addEventListener('close', () => { resolve() }) })
+  await stream.close()
+  await Promise.race([done, new Promise(resolve => setTimeout(resolve, 120_000))])
+  process.stdout.write(JSON.stringify({ cpu: cpuSeconds() - cpu0 }) + '\n')
+  await node.stop()
+  process.exit(0)
 } else {
-  process.stderr.write('usage: exchange-peer.ts sink BYTES | source ADDR BYTES\n')
+  process.stderr.write('usage: exchange-peer.ts sink BYTES | source ADDR BYTES | store-sink DIR BYTES | store-source ADDR LIST\n')
   process.exit(2)
 }

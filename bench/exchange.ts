@@ -4,6 +4,12 @@
  *
  *   (a) the ceiling: one libp2p TCP + Noise + Yamux stream pushing the same
  *       number of bytes between two processes (bench/exchange-peer.ts);
+ *   (f) the floor: the same stream carrying the build's leaves with only the
+ *       store work the design asks of each block (the sender reads its file
+ *       and checks its sha-256; the receiver checks it and writes it as a
+ *       file of its own, temp file and rename), single-threaded, no
+ *       protocol: what any verified transfer into a store of one file per
+ *       block costs here, so fetch ÷ floor is the exchange's own overhead;
  *   (b) our fetch: `POST /fetch` of a 256 MiB build (pseudo-random files) on
  *       an agent connected to one that holds it, to completion;
  *   (c) Helia 7 with bitswap `cat`-ing every file of the same UnixFS DAG
@@ -32,15 +38,15 @@
  * --after-s=S (0: off; the agents' RSS S seconds after the first fetch, idle
  * again: what a laptop keeps resident once its work is done),
  * --node-flags='FLAGS' (V8 flags for the agents' node, before the script),
- * --rounds=N (1: (a), (b) and (c) alternate N times; ratios are taken
+ * --rounds=N (1: (a), (f), (b) and (c) alternate N times; ratios are taken
  * within a round, the median reported: the load moves between them),
- * --only=a,b,c,d (default all), --skip-helia, --tsx, --agentd, --tmpfs=DIR,
+ * --only=a,f,b,c,d (default all), --skip-helia, --tsx, --agentd, --tmpfs=DIR,
  * --cpu-prof=DIR (each agent writes a V8 CPU profile there when it stops).
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createHash, createCipheriv } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { mkdir, open, readFile, readdir, rm, writeFile } from 'node:fs/promises'
+import { mkdir, open, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises'
 import { request } from 'node:http'
 import { createServer } from 'node:net'
 import { loadavg } from 'node:os'
@@ -306,7 +312,12 @@ const mib = (n: number): string => (n / 2 ** 20).toFixed(0)
 // ---- (a) the ceiling ----------------------------------------------------------
 
 async function ceiling (bytes: number): Promise<{ seconds: number, cpuSender: number, cpuReceiver: number }> {
-  const sink = spawn(process.execPath, [PEER, 'sink', String(bytes)], { stdio: ['ignore', 'pipe', 'inherit'] })
+  return await push(['sink', String(bytes)], addr => ['source', addr, String(bytes)])
+}
+
+/** Runs the sink and then the source of bench/exchange-peer.ts; the sink reports the time from its first byte to its last. */
+async function push (sinkArgs: string[], sourceArgs: (addr: string) => string[]): Promise<{ seconds: number, cpuSender: number, cpuReceiver: number }> {
+  const sink = spawn(process.execPath, [PEER, ...sinkArgs], { stdio: ['ignore', 'pipe', 'inherit'] })
   let out = ''
   sink.stdout.setEncoding('utf8')
   const lines: string[] = []
@@ -318,10 +329,44 @@ async function ceiling (bytes: number): Promise<{ seconds: number, cpuSender: nu
     lines.push(...parts)
   })
   const { addr } = JSON.parse(await nextLine()) as { addr: string }
-  const src = await run(process.execPath, [PEER, 'source', addr, String(bytes)], { timeoutSeconds: 180 })
+  const src = await run(process.execPath, [PEER, ...sourceArgs(addr)], { timeoutSeconds: 180 })
   const r = JSON.parse(await nextLine()) as { bytes: number, seconds: number, cpu: number }
   sink.kill()
   return { seconds: r.seconds, cpuSender: (JSON.parse(src.stdout.trim().split('\n').pop()!) as { cpu: number }).cpu, cpuReceiver: r.cpu }
+}
+
+// ---- (f) the floor of a verified transfer into a store ------------------------
+
+/** The build's leaves as [cid, path of the block file] in the seed's store, in the order of the build. */
+async function leafFiles (seedData: string, cid: string): Promise<Array<[string, string]>> {
+  const { Repo } = await import('../src/content/repo.ts')
+  const { readIndexSpace, leafCid } = await import('../src/content/index-space.ts')
+  const repo = new Repo(seedData)
+  const r = await readIndexSpace(repo.store, (await import('../src/content/cid.ts')).parseCid(cid))
+  if (r.status !== 'ready') throw new Error(`the seed does not hold ${cid}`)
+  const list: Array<[string, string]> = []
+  for (let i = 0; i < r.space.leaves; i++) { const c = leafCid(r.space, i); list.push([c.toString(), repo.store.path(c)]) }
+  return list
+}
+
+/**
+ * The bare stream carrying the build's leaves with only the store work the
+ * design asks of each (read and sha-256 at the seed, sha-256 and a file of
+ * its own at the fetcher): what any verified transfer into a store of one
+ * file per block costs on this machine, so the gap between it and our fetch
+ * is the exchange's own.
+ */
+async function floor (seedData: string, cid: string, dir: string): Promise<{ seconds: number, bytes: number, cpuSender: number, cpuReceiver: number }> {
+  const list = await leafFiles(seedData, cid)
+  let bytes = 0
+  for (const [, path] of list) bytes += (await stat(path)).size
+  await rm(dir, { recursive: true, force: true })
+  await mkdir(dir, { recursive: true })
+  const listFile = join(dir, 'leaves.json')
+  await writeFile(listFile, JSON.stringify(list))
+  const r = await push(['store-sink', join(dir, 'blocks'), String(bytes)], addr => ['store-source', addr, listFile])
+  await rm(dir, { recursive: true, force: true })
+  return { ...r, bytes }
 }
 
 // ---- (c) Helia ----------------------------------------------------------------
@@ -455,7 +500,7 @@ export async function run_ (ctx: BenchContext): Promise<BenchOutput> {
   const idleS = Number(ctx.options.get('idle-s') ?? 15)
   const afterS = Number(ctx.options.get('after-s') ?? 0)
   const rounds = Math.max(1, Number(ctx.options.get('rounds') ?? 1))
-  const only = new Set((ctx.options.get('only') ?? 'a,b,c,d').split(','))
+  const only = new Set((ctx.options.get('only') ?? 'a,f,b,c,d').split(','))
   if (ctx.options.has('skip-helia')) only.delete('c')
   if (ctx.options.has('agentd')) {
     agentEntry = [AGENTD]
@@ -499,10 +544,10 @@ export async function run_ (ctx: BenchContext): Promise<BenchOutput> {
 
     // on a loaded machine the load moves between one measurement and the next: with --rounds=N the
     // three alternate N times and each ratio is taken within a round, then the median of the rounds
-    const perRound: Array<{ ceiling?: number, fetch?: number, helia?: number }> = []
+    const perRound: Array<{ ceiling?: number, floor?: number, fetch?: number, helia?: number }> = []
     for (let round = 1; round <= rounds; round++) {
       const tag = rounds > 1 ? ` [${round}]` : ''
-      const r: { ceiling?: number, fetch?: number, helia?: number } = {}
+      const r: { ceiling?: number, floor?: number, fetch?: number, helia?: number } = {}
       perRound.push(r)
       if (only.has('a')) {
         log(`(a) bare libp2p stream${tag}…`)
@@ -511,6 +556,14 @@ export async function run_ (ctx: BenchContext): Promise<BenchOutput> {
         r.ceiling = (size << 20) / MB / c.seconds
         rows.push([`(a) libp2p TCP+Noise+Yamux, one stream${tag}`, c.seconds.toFixed(2), mbs(size << 20, c.seconds), '1.00', c.cpuSender.toFixed(1), c.cpuReceiver.toFixed(1)])
         results.ceiling ??= { bytes: size << 20, ...c, mbPerS: r.ceiling }
+      }
+
+      if (only.has('f')) {
+        log(`(f) bare stream + the store's work${tag}…`)
+        const f = await floor(seed, cid, join(work, `floor-${round}`))
+        r.floor = f.bytes / MB / f.seconds
+        rows.push([`(f) the same + read, sha-256, a file per block${tag}`, f.seconds.toFixed(2), mbs(f.bytes, f.seconds), Number.isNaN(ceilingS) ? '-' : (ceilingS / f.seconds * (f.bytes / (size << 20))).toFixed(2), f.cpuSender.toFixed(1), f.cpuReceiver.toFixed(1)])
+        results.floor ??= { ...f, mbPerS: r.floor }
       }
 
       if (only.has('b')) {
@@ -568,10 +621,15 @@ export async function run_ (ctx: BenchContext): Promise<BenchOutput> {
       const ratios: string[] = []
       const ofCeiling = perRound.filter(r => r.fetch !== undefined && r.ceiling !== undefined).map(r => r.fetch! / r.ceiling!)
       const ofHelia = perRound.filter(r => r.fetch !== undefined && r.helia !== undefined).map(r => r.fetch! / r.helia!)
+      const floorOfCeiling = perRound.filter(r => r.floor !== undefined && r.ceiling !== undefined).map(r => r.floor! / r.ceiling!)
+      const ofFloor = perRound.filter(r => r.fetch !== undefined && r.floor !== undefined).map(r => r.fetch! / r.floor!)
       const each = (xs: number[], d: number): string => xs.length > 1 ? ` (rounds: ${xs.map(x => x.toFixed(d)).join(', ')}; median)` : ''
       if (ofCeiling.length > 0) ratios.push(`fetch / ceiling: ${median(ofCeiling).toFixed(2)}${each(ofCeiling, 2)}`)
       if (ofHelia.length > 0) ratios.push(`fetch / Helia: ${median(ofHelia).toFixed(2)}x${each(ofHelia, 2)}`)
-      results.ratios = { ofCeiling: ofCeiling.length > 0 ? median(ofCeiling) : null, ofHelia: ofHelia.length > 0 ? median(ofHelia) : null }
+      if (floorOfCeiling.length > 0) ratios.push(`floor / ceiling: ${median(floorOfCeiling).toFixed(2)}${each(floorOfCeiling, 2)}`)
+      if (ofFloor.length > 0) ratios.push(`fetch / floor: ${median(ofFloor).toFixed(2)}${each(ofFloor, 2)}`)
+      const m = (xs: number[]): number | null => xs.length > 0 ? median(xs) : null
+      results.ratios = { ofCeiling: m(ofCeiling), ofHelia: m(ofHelia), floorOfCeiling: m(floorOfCeiling), ofFloor: m(ofFloor) }
       if (ratios.length > 0) tables.push(ratios.join('; '))
     }
 
