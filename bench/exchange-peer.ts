@@ -49,52 +49,57 @@ const node = await createLibp2p({
   services: { identify: identify() }
 })
 
-const role = process.argv[2]
-if (role === 'sink') {
-  const want = Number(process.argv[3] ?? 0)
-  await node.handle(PROTOCOL, stream => {
+type Stream = Parameters<Parameters<typeof node.handle>[1]>[0]
+
+/** Serves `protocol`: each message goes to take(), which returns the bytes it counts; once `want` are counted, reports and closes (which tells the source everything arrived). */
+async function sink (protocol: string, want: number, take: (data: Uint8Array | Uint8ArrayList) => number): Promise<void> {
+  await node.handle(protocol, stream => {
     let got = 0
     let start = 0
     const cpu0 = cpuSeconds()
     stream.addEventListener('message', evt => {
       if (start === 0) start = performance.now()
-      got += evt.data.byteLength
+      got += take(evt.data)
       if (want > 0 && got >= want) {
         process.stdout.write(JSON.stringify({ bytes: got, seconds: (performance.now() - start) / 1000, cpu: cpuSeconds() - cpu0 }) + '\n')
-        // closing our end tells the source everything arrived
         void stream.close().finally(async () => { await node.stop(); process.exit(0) })
       }
     })
   })
   process.stdout.write(JSON.stringify({ addr: node.getMultiaddrs()[0]!.toString() }) + '\n')
+}
+
+/** Closes the source's end, waits for the sink to close its own (it has every byte), reports the CPU since cpu0 and exits. */
+async function finish (stream: Stream, cpu0: number): Promise<never> {
+  const done = new Promise<void>(resolve => { stream.addEventListener('close', () => { resolve() }) })
+  await stream.close()
+  await Promise.race([done, new Promise(resolve => setTimeout(resolve, 120_000))])
+  process.stdout.write(JSON.stringify({ cpu: cpuSeconds() - cpu0 }) + '\n')
+  await node.stop()
+  process.exit(0)
+}
+
+const role = process.argv[2]
+if (role === 'sink') {
+  await sink(PROTOCOL, Number(process.argv[3] ?? 0), data => data.byteLength)
 } else if (role === 'source') {
-  const addr = process.argv[3]!
   const total = Number(process.argv[4])
-  const stream = await node.dialProtocol(multiaddr(addr), PROTOCOL)
+  const stream = await node.dialProtocol(multiaddr(process.argv[3]!), PROTOCOL)
   const cpu0 = cpuSeconds()
   const chunk = new Uint8Array(CHUNK).map((_, i) => (i * 7919) & 0xff)
   for (let sent = 0; sent < total; sent += CHUNK) {
     const n = Math.min(CHUNK, total - sent)
     if (!stream.send(n === CHUNK ? chunk : chunk.subarray(0, n))) await stream.onDrain()
   }
-  const done = new Promise<void>(resolve => { stream.addEventListener('close', () => { resolve() }) })
-  await stream.close()
-  // the sink closes its end once it has every byte
-  await Promise.race([done, new Promise(resolve => setTimeout(resolve, 120_000))])
-  process.stdout.write(JSON.stringify({ cpu: cpuSeconds() - cpu0 }) + '\n')
-  await node.stop()
-  process.exit(0)
+  await finish(stream, cpu0)
 } else if (role === 'store-sink') {
   const dir = process.argv[3]!
-  const want = Number(process.argv[4] ?? 0)
   const tmp = join(dir, '.tmp')
   mkdirSync(tmp, { recursive: true })
   const shards = new Set<string>()
   let n = 0
   const store = (name: string, bytes: Uint8Array): void => {
-    const cid = CID.parse(name)
-    const digest = createHash('sha256').update(bytes).digest()
-    if (!digest.equals(cid.multihash.digest)) throw new Error(`block ${name}: wrong sha-256`)
+    if (!createHash('sha256').update(bytes).digest().equals(CID.parse(name).multihash.digest)) throw new Error(`block ${name}: wrong sha-256`)
     const shard = name.slice(-3, -1)
     if (!shards.has(shard)) { mkdirSync(join(dir, shard), { recursive: true }); shards.add(shard) }
     const t = join(tmp, `w${n++}`)
@@ -106,35 +111,25 @@ if (role === 'sink') {
     }
     renameSync(t, join(dir, shard, name))
   }
-  await node.handle(STORE_PROTOCOL, stream => {
-    const buf = new Uint8ArrayList()
+  const buf = new Uint8ArrayList()
+  await sink(STORE_PROTOCOL, Number(process.argv[4] ?? 0), data => {
+    buf.append(data)
     let got = 0
-    let start = 0
-    const cpu0 = cpuSeconds()
-    stream.addEventListener('message', evt => {
-      if (start === 0) start = performance.now()
-      buf.append(evt.data)
-      while (buf.length >= 5) {
-        const len = buf.getUint32(0)
-        if (buf.length < 4 + len) break
-        const nameLen = buf.get(4)
-        const name = new TextDecoder().decode(buf.subarray(5, 5 + nameLen))
-        const bytes = buf.subarray(5 + nameLen, 4 + len)
-        buf.consume(4 + len)
-        store(name, bytes)
-        got += bytes.length
-      }
-      if (want > 0 && got >= want) {
-        process.stdout.write(JSON.stringify({ bytes: got, seconds: (performance.now() - start) / 1000, cpu: cpuSeconds() - cpu0 }) + '\n')
-        void stream.close().finally(async () => { await node.stop(); process.exit(0) })
-      }
-    })
+    while (buf.length >= 5) {
+      const len = buf.getUint32(0)
+      if (buf.length < 4 + len) break
+      const nameLen = buf.get(4)
+      const name = new TextDecoder().decode(buf.subarray(5, 5 + nameLen))
+      const bytes = buf.subarray(5 + nameLen, 4 + len)
+      buf.consume(4 + len)
+      store(name, bytes)
+      got += bytes.length
+    }
+    return got
   })
-  process.stdout.write(JSON.stringify({ addr: node.getMultiaddrs()[0]!.toString() }) + '\n')
 } else if (role === 'store-source') {
-  const addr = process.argv[3]!
   const list = JSON.parse(readFileSync(process.argv[4]!, 'utf8')) as Array<[string, string]>
-  const stream = await node.dialProtocol(multiaddr(addr), STORE_PROTOCOL)
+  const stream = await node.dialProtocol(multiaddr(process.argv[3]!), STORE_PROTOCOL)
   const cpu0 = cpuSeconds()
   for (const [name, path] of list) {
     const bytes = readFileSync(path)
@@ -146,12 +141,7 @@ if (role === 'sink') {
     stream.send(head)
     if (!stream.send(bytes)) await stream.onDrain()
   }
-  const done = new Promise<void>(resolve => { stream.addEventListener('close', () => { resolve() }) })
-  await stream.close()
-  await Promise.race([done, new Promise(resolve => setTimeout(resolve, 120_000))])
-  process.stdout.write(JSON.stringify({ cpu: cpuSeconds() - cpu0 }) + '\n')
-  await node.stop()
-  process.exit(0)
+  await finish(stream, cpu0)
 } else {
   process.stderr.write('usage: exchange-peer.ts sink BYTES | source ADDR BYTES | store-sink DIR BYTES | store-source ADDR LIST\n')
   process.exit(2)
