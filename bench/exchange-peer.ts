@@ -18,6 +18,14 @@
  *   node bench/exchange-peer.ts store-sink DIR N        as sink, storing N bytes of blocks under DIR
  *   node bench/exchange-peer.ts store-source ADDR LIST  sends the blocks of LIST (JSON [[cid, path], …])
  *
+ * And the same into a pack store (many blocks per file): the source reads a
+ * megabyte of blocks from one pack file at a time, the sink appends each
+ * message's verified blocks to one pack file with one writev and their
+ * names and offsets to an index:
+ *
+ *   node bench/exchange-peer.ts pack-sink DIR N
+ *   node bench/exchange-peer.ts pack-source ADDR LIST PACK   (PACK: made from LIST first, untimed)
+ *
  * On the stream, each block is u32 length | u8 name length | CID string | bytes.
  */
 import { createLibp2p } from 'libp2p'
@@ -29,7 +37,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { CID } from 'multiformats/cid'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { createHash } from 'node:crypto'
-import { closeSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs'
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, renameSync, writeSync, writevSync } from 'node:fs'
 import { join } from 'node:path'
 
 const PROTOCOL = '/xo-mesh/bench-push/1.0.0'
@@ -92,14 +100,37 @@ if (role === 'sink') {
     if (!stream.send(n === CHUNK ? chunk : chunk.subarray(0, n))) await stream.onDrain()
   }
   await finish(stream, cpu0)
-} else if (role === 'store-sink') {
+} else if (role === 'store-sink' || role === 'pack-sink') {
   const dir = process.argv[3]!
   const tmp = join(dir, '.tmp')
   mkdirSync(tmp, { recursive: true })
   const shards = new Set<string>()
   let n = 0
-  const store = (name: string, bytes: Uint8Array): void => {
+  // pack-sink: the verified blocks of each message appended to one pack file
+  // with one writev, their names and offsets to an index with one write
+  const pack = role === 'pack-sink' ? openSync(join(dir, 'pack'), 'a') : -1
+  const index = role === 'pack-sink' ? openSync(join(dir, 'pack.index'), 'a') : -1
+  let packed: Uint8Array[] = []
+  let entries = ''
+  let offset = 0
+  const verify = (name: string, bytes: Uint8Array): void => {
     if (!createHash('sha256').update(bytes).digest().equals(CID.parse(name).multihash.digest)) throw new Error(`block ${name}: wrong sha-256`)
+  }
+  const flushPack = (): void => {
+    if (packed.length === 0) return
+    writevSync(pack, packed)
+    writeSync(index, entries)
+    packed = []
+    entries = ''
+  }
+  const store = (name: string, bytes: Uint8Array): void => {
+    verify(name, bytes)
+    if (pack >= 0) {
+      packed.push(bytes)
+      entries += `${name} ${offset} ${bytes.length}\n`
+      offset += bytes.length
+      return
+    }
     const shard = name.slice(-3, -1)
     if (!shards.has(shard)) { mkdirSync(join(dir, shard), { recursive: true }); shards.add(shard) }
     const t = join(tmp, `w${n++}`)
@@ -125,24 +156,59 @@ if (role === 'sink') {
       store(name, bytes)
       got += bytes.length
     }
+    flushPack()
     return got
   })
-} else if (role === 'store-source') {
+} else if (role === 'store-source' || role === 'pack-source') {
   const list = JSON.parse(readFileSync(process.argv[4]!, 'utf8')) as Array<[string, string]>
+  // pack-source: the leaves first copied (untimed) into one pack file, then
+  // read a megabyte of blocks at a time, one read per frame
+  const packFile = process.argv[5]
+  const sizes: number[] = []
+  if (role === 'pack-source') {
+    if (packFile === undefined) throw new Error('pack-source needs a pack file')
+    const fd = openSync(packFile, 'w')
+    for (const [, path] of list) { const b = readFileSync(path); writeSync(fd, b); sizes.push(b.length) }
+    closeSync(fd)
+  }
+  const packFd = packFile !== undefined && existsSync(packFile) ? openSync(packFile, 'r') : -1
   const stream = await node.dialProtocol(multiaddr(process.argv[3]!), STORE_PROTOCOL)
   const cpu0 = cpuSeconds()
-  for (const [name, path] of list) {
-    const bytes = readFileSync(path)
+  let out = new Uint8ArrayList()
+  let frame = Buffer.alloc(0)
+  let frameAt = 0
+  let offset = 0
+  for (let i = 0; i < list.length; i++) {
+    const [name, path] = list[i]!
+    let bytes: Uint8Array
+    if (packFd < 0) bytes = readFileSync(path)
+    else {
+      if (offset + sizes[i]! > frameAt + frame.length) {
+        let end = offset
+        for (let j = i; j < list.length && end - offset < CHUNK; j++) end += sizes[j]!
+        frame = Buffer.allocUnsafe(end - offset)
+        readSync(packFd, frame, 0, frame.length, offset)
+        frameAt = offset
+      }
+      bytes = frame.subarray(offset - frameAt, offset - frameAt + sizes[i]!)
+      offset += sizes[i]!
+    }
     if (!createHash('sha256').update(bytes).digest().equals(CID.parse(name).multihash.digest)) throw new Error(`block ${name}: wrong sha-256`)
     const head = Buffer.alloc(5 + name.length)
     head.writeUInt32BE(1 + name.length + bytes.length, 0)
     head[4] = name.length
     head.write(name, 5, 'latin1')
-    stream.send(head)
-    if (!stream.send(bytes)) await stream.onDrain()
+    // a MiB of blocks per send, as the exchange sends frames (a send per
+    // block costs the stream more than the store work it measures)
+    out.append(head, bytes)
+    if (out.byteLength >= CHUNK || i === list.length - 1) {
+      const full = !stream.send(out)
+      out = new Uint8ArrayList()
+      if (full) await stream.onDrain()
+    }
   }
   await finish(stream, cpu0)
 } else {
-  process.stderr.write('usage: exchange-peer.ts sink BYTES | source ADDR BYTES | store-sink DIR BYTES | store-source ADDR LIST\n')
+  process.stderr.write('usage: exchange-peer.ts sink BYTES | source ADDR BYTES | store-sink DIR BYTES | store-source ADDR LIST | pack-sink DIR BYTES | pack-source ADDR LIST PACK\n')
   process.exit(2)
 }

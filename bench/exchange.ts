@@ -10,6 +10,10 @@
  *       file of its own, temp file and rename), single-threaded, no
  *       protocol: what any verified transfer into a store of one file per
  *       block costs here, so fetch ÷ floor is the exchange's own overhead;
+ *   (p) the same into a pack store instead (many blocks per file: the
+ *       sender reads a MiB of blocks at once, the receiver appends each
+ *       message's blocks with one writev): what the floor would be with a
+ *       store that is not one file per block (not run unless asked);
  *   (b) our fetch: `POST /fetch` of a 256 MiB build (pseudo-random files) on
  *       an agent connected to one that holds it, to completion;
  *   (c) Helia 7 with bitswap `cat`-ing every file of the same UnixFS DAG
@@ -40,7 +44,7 @@
  * --node-flags='FLAGS' (V8 flags for the agents' node, before the script),
  * --rounds=N (1: (a), (f), (b) and (c) alternate N times; ratios are taken
  * within a round, the median reported: the load moves between them),
- * --only=a,f,b,c,d (default all), --skip-helia, --tsx, --agentd, --tmpfs=DIR,
+ * --only=a,f,p,b,c,d (default a,f,b,c,d), --skip-helia, --tsx, --agentd, --tmpfs=DIR,
  * --cpu-prof=DIR (each agent writes a V8 CPU profile there when it stops).
  */
 import { spawn, type ChildProcess } from 'node:child_process'
@@ -356,7 +360,7 @@ async function leafFiles (seedData: string, cid: string): Promise<Array<[string,
  * file per block costs on this machine, so the gap between it and our fetch
  * is the exchange's own.
  */
-async function floor (seedData: string, cid: string, dir: string): Promise<{ seconds: number, bytes: number, cpuSender: number, cpuReceiver: number }> {
+async function floor (seedData: string, cid: string, dir: string, pack = false): Promise<{ seconds: number, bytes: number, cpuSender: number, cpuReceiver: number }> {
   const list = await leafFiles(seedData, cid)
   let bytes = 0
   for (const [, path] of list) bytes += (await stat(path)).size
@@ -364,7 +368,9 @@ async function floor (seedData: string, cid: string, dir: string): Promise<{ sec
   await mkdir(dir, { recursive: true })
   const listFile = join(dir, 'leaves.json')
   await writeFile(listFile, JSON.stringify(list))
-  const r = await push(['store-sink', join(dir, 'blocks'), String(bytes)], addr => ['store-source', addr, listFile])
+  const r = pack
+    ? await push(['pack-sink', join(dir, 'blocks'), String(bytes)], addr => ['pack-source', addr, listFile, join(dir, 'seed.pack')])
+    : await push(['store-sink', join(dir, 'blocks'), String(bytes)], addr => ['store-source', addr, listFile])
   await rm(dir, { recursive: true, force: true })
   return { ...r, bytes }
 }
@@ -544,10 +550,10 @@ export async function run_ (ctx: BenchContext): Promise<BenchOutput> {
 
     // on a loaded machine the load moves between one measurement and the next: with --rounds=N the
     // three alternate N times and each ratio is taken within a round, then the median of the rounds
-    const perRound: Array<{ ceiling?: number, floor?: number, fetch?: number, helia?: number }> = []
+    const perRound: Array<{ ceiling?: number, floor?: number, pack?: number, fetch?: number, helia?: number }> = []
     for (let round = 1; round <= rounds; round++) {
       const tag = rounds > 1 ? ` [${round}]` : ''
-      const r: { ceiling?: number, floor?: number, fetch?: number, helia?: number } = {}
+      const r: { ceiling?: number, floor?: number, pack?: number, fetch?: number, helia?: number } = {}
       perRound.push(r)
       if (only.has('a')) {
         log(`(a) bare libp2p stream${tag}…`)
@@ -564,6 +570,13 @@ export async function run_ (ctx: BenchContext): Promise<BenchOutput> {
         r.floor = f.bytes / MB / f.seconds
         rows.push([`(f) the same + read, sha-256, a file per block${tag}`, f.seconds.toFixed(2), mbs(f.bytes, f.seconds), Number.isNaN(ceilingS) ? '-' : (ceilingS / f.seconds * (f.bytes / (size << 20))).toFixed(2), f.cpuSender.toFixed(1), f.cpuReceiver.toFixed(1)])
         results.floor ??= { ...f, mbPerS: r.floor }
+      }
+      if (only.has('p')) {
+        log(`(p) bare stream + the work of a pack store${tag}…`)
+        const f = await floor(seed, cid, join(work, `pack-${round}`), true)
+        r.pack = f.bytes / MB / f.seconds
+        rows.push([`(p) the same into packs: a read, a writev per MiB${tag}`, f.seconds.toFixed(2), mbs(f.bytes, f.seconds), Number.isNaN(ceilingS) ? '-' : (ceilingS / f.seconds * (f.bytes / (size << 20))).toFixed(2), f.cpuSender.toFixed(1), f.cpuReceiver.toFixed(1)])
+        results.packFloor ??= { ...f, mbPerS: r.pack }
       }
 
       if (only.has('b')) {
@@ -622,14 +635,16 @@ export async function run_ (ctx: BenchContext): Promise<BenchOutput> {
       const ofCeiling = perRound.filter(r => r.fetch !== undefined && r.ceiling !== undefined).map(r => r.fetch! / r.ceiling!)
       const ofHelia = perRound.filter(r => r.fetch !== undefined && r.helia !== undefined).map(r => r.fetch! / r.helia!)
       const floorOfCeiling = perRound.filter(r => r.floor !== undefined && r.ceiling !== undefined).map(r => r.floor! / r.ceiling!)
+      const packOfCeiling = perRound.filter(r => r.pack !== undefined && r.ceiling !== undefined).map(r => r.pack! / r.ceiling!)
       const ofFloor = perRound.filter(r => r.fetch !== undefined && r.floor !== undefined).map(r => r.fetch! / r.floor!)
       const each = (xs: number[], d: number): string => xs.length > 1 ? ` (rounds: ${xs.map(x => x.toFixed(d)).join(', ')}; median)` : ''
       if (ofCeiling.length > 0) ratios.push(`fetch / ceiling: ${median(ofCeiling).toFixed(2)}${each(ofCeiling, 2)}`)
       if (ofHelia.length > 0) ratios.push(`fetch / Helia: ${median(ofHelia).toFixed(2)}x${each(ofHelia, 2)}`)
       if (floorOfCeiling.length > 0) ratios.push(`floor / ceiling: ${median(floorOfCeiling).toFixed(2)}${each(floorOfCeiling, 2)}`)
+      if (packOfCeiling.length > 0) ratios.push(`pack floor / ceiling: ${median(packOfCeiling).toFixed(2)}${each(packOfCeiling, 2)}`)
       if (ofFloor.length > 0) ratios.push(`fetch / floor: ${median(ofFloor).toFixed(2)}${each(ofFloor, 2)}`)
       const m = (xs: number[]): number | null => xs.length > 0 ? median(xs) : null
-      results.ratios = { ofCeiling: m(ofCeiling), ofHelia: m(ofHelia), floorOfCeiling: m(floorOfCeiling), ofFloor: m(ofFloor) }
+      results.ratios = { ofCeiling: m(ofCeiling), ofHelia: m(ofHelia), floorOfCeiling: m(floorOfCeiling), packFloorOfCeiling: m(packOfCeiling), ofFloor: m(ofFloor) }
       if (ratios.length > 0) tables.push(ratios.join('; '))
     }
 
