@@ -49,14 +49,12 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createHash, createCipheriv } from 'node:crypto'
-import { readFileSync } from 'node:fs'
 import { mkdir, open, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises'
 import { request } from 'node:http'
-import { createServer } from 'node:net'
 import { loadavg } from 'node:os'
 import { join } from 'node:path'
 import { buildAgentd } from '../scripts/build-agentd.js'
-import { BENCH_DIR, CACHE_DIR, REPO_ROOT, WORK_DIR, exists, formatBytes, formatTable, log, run, type BenchContext, type BenchOutput } from './util.js'
+import { BENCH_DIR, CACHE_DIR, REPO_ROOT, WORK_DIR, exists, formatBytes, formatTable, freePort, log, median, procCpu, procKb, run, until, type BenchContext, type BenchOutput } from './util.js'
 
 export const description = 'block exchange between agent processes: MB/s vs a bare libp2p stream and Helia bitswap, swarm overhead, RSS'
 
@@ -74,7 +72,6 @@ const PEER = join(REPO_ROOT, 'bench', 'exchange-peer.ts')
 /** Where each run's stores go (runDir). */
 const RUNS = join(WORK_DIR, 'exchange-runs')
 const HELIA_DIR = join(BENCH_DIR, 'helia')
-const CLK_TCK = 100
 const MB = 1e6
 
 // ---- helpers ----------------------------------------------------------------
@@ -135,29 +132,6 @@ async function runDir (): Promise<string> {
   return dir
 }
 
-function median (xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b)
-  return s.length % 2 === 1 ? s[s.length >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
-}
-
-async function freePort (): Promise<number> {
-  const server = createServer()
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  const port = (server.address() as { port: number }).port
-  await new Promise(resolve => server.close(resolve))
-  return port
-}
-
-async function until<T> (what: string, timeoutMs: number, check: () => T | undefined | Promise<T | undefined>, everyMs = 50): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const v = await check()
-    if (v !== undefined) return v
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await new Promise(resolve => setTimeout(resolve, everyMs))
-  }
-}
-
 async function api (url: string, path: string, body?: unknown): Promise<{ status: number, body: unknown }> {
   const payload = body !== undefined ? JSON.stringify(body) : undefined
   return await new Promise((resolve, reject) => {
@@ -173,23 +147,8 @@ async function api (url: string, path: string, body?: unknown): Promise<{ status
   })
 }
 
-function procCpu (pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    return (Number(f[11]) + Number(f[12])) / CLK_TCK
-  } catch {
-    return NaN
-  }
-}
-
 function procRss (pid: number): number {
-  try {
-    const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
-    return m === null ? NaN : Number(m[1]) * 1024
-  } catch {
-    return NaN
-  }
+  return procKb(pid, 'VmRSS') * 1024
 }
 
 /** Samples the RSS of processes every 100 ms; max() is the largest seen since the last reset. */

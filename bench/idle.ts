@@ -21,7 +21,7 @@ import { cp, mkdir, readdir, rm } from 'node:fs/promises'
 import { loadavg } from 'node:os'
 import { join } from 'node:path'
 import { buildAgentd } from '../scripts/build-agentd.js'
-import { BENCH_DIR, CACHE_DIR, exists, formatTable, log, run, type BenchContext, type BenchOutput } from './util.js'
+import { BENCH_DIR, CACHE_DIR, exists, formatTable, log, median, run, type BenchContext, type BenchOutput } from './util.js'
 
 export const description = 'resident memory of a lone idle agent (the unit\'s bundle and environment): binary, V8, malloc'
 
@@ -95,11 +95,6 @@ async function seedCopy (to: string): Promise<void> {
     if (name === 'blocks') await run('cp', ['-al', join(SEED, name), join(to, name)])
     else await cp(join(SEED, name), join(to, name), { recursive: true })
   }
-}
-
-function median (xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b)
-  return s.length % 2 === 1 ? s[s.length >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
 }
 
 export async function run_ (ctx: BenchContext): Promise<BenchOutput> {

@@ -17,60 +17,19 @@
  * --clients=N (50: libp2p connections; each is ~1-2 MB in the client process).
  */
 import { spawn } from 'node:child_process'
-import { readFileSync } from 'node:fs'
 import { mkdir, rm, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { generateKeyPair, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { MothershipStore } from '../src/store/mothership.js'
 import { openDatabase } from '../src/store/sqlite.js'
 import type { Item } from '../src/core/relay/index.js'
-import { REPO_ROOT, WORK_DIR, exists, formatTable, log, type BenchContext, type BenchOutput } from './util.js'
+import { REPO_ROOT, WORK_DIR, exists, formatTable, freePort, log, procCpu, procKb, until, type BenchContext, type BenchOutput } from './util.js'
 
 export const description = 'the mothership ingesting 1,000 laptops\' outboxes over loopback: items/s and peak RSS, beside its store alone'
 
 const BIN = join(REPO_ROOT, 'bin', 'xo-mesh.js')
 const CLIENTS = join(REPO_ROOT, 'bench', 'relay-clients.ts')
-const CLK_TCK = 100
-
-function procCpu (pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    return (Number(f[11]) + Number(f[12])) / CLK_TCK
-  } catch {
-    return NaN
-  }
-}
-
-function procKb (pid: number, field: 'VmRSS' | 'VmHWM'): number {
-  try {
-    const m = new RegExp(`${field}:\\s+(\\d+)`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
-    return m === null ? NaN : Number(m[1])
-  } catch {
-    return NaN
-  }
-}
-
-async function freePort (): Promise<number> {
-  const server = createServer()
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  const port = (server.address() as { port: number }).port
-  await new Promise(resolve => server.close(resolve))
-  return port
-}
-
-async function until<T> (what: string, timeoutMs: number, check: () => T | undefined | Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const v = await check()
-    if (v !== undefined) return v
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 100))
-  }
-}
-
 function items (origins: number, perOrigin: number, body: number): Item[] {
   const out: Item[] = []
   const pad = 'x'.repeat(Math.max(0, body - 80))
@@ -129,7 +88,7 @@ export async function run (ctx: BenchContext): Promise<BenchOutput> {
     env: { ...process.env, NODE_OPTIONS: '--max-semi-space-size=1' }
   })
   try {
-    await until('the sink agent to start', 60_000, async () => ((await exists(join(sinkDir, 'api'))) ? true : undefined))
+    await until('the sink agent to start', 60_000, async () => ((await exists(join(sinkDir, 'api'))) ? true : undefined), 100)
     const idleRssKb = procKb(sink.pid!, 'VmRSS')
     const cpu0 = procCpu(sink.pid!)
     let peakKb = 0
