@@ -32,6 +32,8 @@
  * --after-s=S (0: off; the agents' RSS S seconds after the first fetch, idle
  * again: what a laptop keeps resident once its work is done),
  * --node-flags='FLAGS' (V8 flags for the agents' node, before the script),
+ * --agent-env='K=V K=V' (added to, or replacing, the unit's environment of
+ * the agents, e.g. another allocator: LD_PRELOAD=… MALLOC_CONF=…),
  * --rounds=N (1: (a), (b) and (c) alternate N times; ratios are taken
  * within a round, the median reported: the load moves between them),
  * --only=a,b,c,d (default all), --skip-helia, --tsx, --agentd, --tmpfs=DIR,
@@ -45,7 +47,7 @@ import { request } from 'node:http'
 import { createServer } from 'node:net'
 import { loadavg } from 'node:os'
 import { join } from 'node:path'
-import { buildAgentd } from '../scripts/build-agentd.js'
+import { buildAgentd, unitEnvironment } from '../scripts/build-agentd.js'
 import { BENCH_DIR, CACHE_DIR, REPO_ROOT, WORK_DIR, exists, formatBytes, formatTable, log, run, type BenchContext, type BenchOutput } from './util.js'
 
 export const description = 'block exchange between agent processes: MB/s vs a bare libp2p stream and Helia bitswap, swarm overhead, RSS'
@@ -57,7 +59,7 @@ const BUNDLE = join(BENCH_DIR, 'agentd.mjs')
 /** How agents are started: the entry script and extra environment (set by run_ from the options). */
 let agentEntry: string[] = [BUNDLE]
 /** As docs/xo-mesh.service sets them (docs/agent.md, "Memory"). */
-const AGENT_ENV = { NODE_OPTIONS: '--max-semi-space-size=1', MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '131072' }
+const AGENT_ENV = unitEnvironment()
 let agentEnv: Record<string, string> = AGENT_ENV
 let agentHow = 'dist bundle (npm run build), as the unit runs it'
 const PEER = join(REPO_ROOT, 'bench', 'exchange-peer.ts')
@@ -470,6 +472,8 @@ export async function run_ (ctx: BenchContext): Promise<BenchOutput> {
   // V8 flags NODE_OPTIONS does not take (e.g. --optimize-for-size), before the entry script
   const nodeFlags = ctx.options.get('node-flags')
   if (nodeFlags !== undefined) agentEntry = [...nodeFlags.split(/\s+/).filter(f => f !== ''), ...agentEntry]
+  const extraEnv = ctx.options.get('agent-env')
+  if (extraEnv !== undefined) agentEnv = { ...agentEnv, ...Object.fromEntries(extraEnv.split(/\s+/).filter(kv => kv.includes('=')).map(kv => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])) }
   const prof = ctx.options.get('cpu-prof')
   if (prof !== undefined) agentEnv = { ...agentEnv, NODE_OPTIONS: `${agentEnv.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-dir=${prof}`.trim() }
   const tmpfs = ctx.options.get('tmpfs')

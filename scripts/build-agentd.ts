@@ -21,6 +21,29 @@ const REPO = fileURLToPath(new URL('..', import.meta.url))
 /** Where `npm run build` writes the bundle. */
 export const AGENTD_BUNDLE = join(REPO, 'dist', 'agentd.mjs')
 
+/** The systemd unit the bundle is run by (docs/agent.md, "Running as a service"). */
+export const AGENT_UNIT = join(REPO, 'docs', 'xo-mesh.service')
+
+/**
+ * The environment the unit gives the agent for its memory (its
+ * `Environment=` lines but XO_MESH_HOME): what the benches start their
+ * agents with, so that they measure what a laptop runs. Values are single
+ * words, or double-quoted as systemd reads them.
+ */
+export function unitEnvironment (unit: string = readFileSync(AGENT_UNIT, 'utf8')): Record<string, string> {
+  const env: Record<string, string> = {}
+  for (const line of unit.split('\n')) {
+    const m = /^Environment=(.*)$/.exec(line.trim())
+    if (m === null) continue
+    for (const word of m[1]!.match(/"[^"]*"|\S+/g) ?? []) {
+      const kv = word.startsWith('"') ? word.slice(1, -1) : word
+      const eq = kv.indexOf('=')
+      if (eq > 0 && kv.slice(0, eq) !== 'XO_MESH_HOME') env[kv.slice(0, eq)] = kv.slice(eq + 1)
+    }
+  }
+  return env
+}
+
 /**
  * Node's built-in modules imported without their ESM facade. Node makes the
  * facade of a built-in (`import { createServer } from 'node:http'`) by
