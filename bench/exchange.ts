@@ -630,16 +630,18 @@ export async function run_ (ctx: BenchContext): Promise<BenchOutput> {
     const sw = results.swarm as { fetchersDetail: Array<{ rssIdle: number, rssBusy: number }>, seedRss: number } | undefined
     if (f !== undefined || sw !== undefined) {
       const mrows: string[][] = []
+      /** A row with its target: idle (fresh, or after the work) < 80 MiB, busy < 150. */
+      const row = (label: string, rss: number, limit: 80 | 150): string[] => [label, mib(rss), `< ${limit}: ${rss < limit * 2 ** 20 ? 'met' : 'NOT met'}`]
       if (f !== undefined) {
-        mrows.push(['seed, idle', mib(f.rssIdle.seed)], ['fetcher, idle (connected)', mib(f.rssIdle.fetcher)])
-        mrows.push(['seed, serving (b), max', mib(f.rssBusy.seed)], ['fetcher, fetching (b), max', mib(f.rssBusy.fetcher)])
-        if (f.rssAfter !== undefined) mrows.push([`seed, idle ${afterS} s after (b)`, mib(f.rssAfter.seed)], [`fetcher, idle ${afterS} s after (b)`, mib(f.rssAfter.fetcher)])
+        mrows.push(row('seed, idle', f.rssIdle.seed, 80), row('fetcher, idle (connected)', f.rssIdle.fetcher, 80))
+        mrows.push(row('seed, serving (b), max', f.rssBusy.seed, 150), row('fetcher, fetching (b), max', f.rssBusy.fetcher, 150))
+        if (f.rssAfter !== undefined) mrows.push(row(`seed, idle ${afterS} s after (b)`, f.rssAfter.seed, 80), row(`fetcher, idle ${afterS} s after (b)`, f.rssAfter.fetcher, 80))
       }
       if (sw !== undefined) {
-        mrows.push(['swarm seed, serving (d), max', mib(sw.seedRss)])
-        mrows.push(['swarm fetchers, max', mib(Math.max(...sw.fetchersDetail.map(x => x.rssBusy)))])
+        mrows.push(row('swarm seed, serving (d), max', sw.seedRss, 150))
+        mrows.push(row('swarm fetchers, max', Math.max(...sw.fetchersDetail.map(x => x.rssBusy)), 150))
       }
-      tables.push(formatTable([`agent (${agentHow})`, 'RSS MiB'], mrows, 'lr') + '\ntargets: < 80 MB idle, < 150 MB serving or fetching')
+      tables.push(formatTable([`agent (${agentHow})`, 'RSS MiB', 'target MiB'], mrows, 'lrl') + '\ntargets: < 80 MiB idle, fresh or --after-s seconds after the work; < 150 MiB serving or fetching')
     }
     return { tables, results }
   } finally {
