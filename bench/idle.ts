@@ -20,7 +20,7 @@ import { readFileSync, realpathSync } from 'node:fs'
 import { cp, mkdir, readdir, rm } from 'node:fs/promises'
 import { loadavg } from 'node:os'
 import { join } from 'node:path'
-import { buildAgentd } from '../scripts/build-agentd.js'
+import { buildAgentd, unitEnvironment } from '../scripts/build-agentd.js'
 import { BENCH_DIR, CACHE_DIR, exists, formatTable, log, median, run, type BenchContext, type BenchOutput } from './util.js'
 
 export const description = 'resident memory of a lone idle agent (the unit\'s bundle and environment): binary, V8, malloc'
@@ -28,7 +28,7 @@ export const description = 'resident memory of a lone idle agent (the unit\'s bu
 const DIR = join(BENCH_DIR, 'idle')
 const BUNDLE = join(DIR, 'agentd.mjs')
 /** As docs/xo-mesh.service sets them. */
-const UNIT_ENV = { NODE_OPTIONS: '--max-semi-space-size=1', MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '131072' }
+const UNIT_ENV = unitEnvironment()
 const SEED = join(CACHE_DIR, 'exchange-seed-256')
 
 /** MiB of one process, read from /proc. */

@@ -21,6 +21,29 @@ const REPO = fileURLToPath(new URL('..', import.meta.url))
 /** Where `npm run build` writes the bundle. */
 export const AGENTD_BUNDLE = join(REPO, 'dist', 'agentd.mjs')
 
+/** The systemd unit the bundle is run by (docs/agent.md, "Running as a service"). */
+export const AGENT_UNIT = join(REPO, 'docs', 'xo-mesh.service')
+
+/**
+ * The environment the unit gives the agent for its memory (its
+ * `Environment=` lines but XO_MESH_HOME): what the benches start their
+ * agents with, so that they measure what a laptop runs. Values are single
+ * words, or double-quoted as systemd reads them.
+ */
+export function unitEnvironment (unit: string = readFileSync(AGENT_UNIT, 'utf8')): Record<string, string> {
+  const env: Record<string, string> = {}
+  for (const line of unit.split('\n')) {
+    const m = /^Environment=(.*)$/.exec(line.trim())
+    if (m === null) continue
+    for (const word of m[1]!.match(/"[^"]*"|\S+/g) ?? []) {
+      const kv = word.startsWith('"') ? word.slice(1, -1) : word
+      const eq = kv.indexOf('=')
+      if (eq > 0 && kv.slice(0, eq) !== 'XO_MESH_HOME') env[kv.slice(0, eq)] = kv.slice(eq + 1)
+    }
+  }
+  return env
+}
+
 /**
  * Node's built-in modules imported without their ESM facade. Node makes the
  * facade of a built-in (`import { createServer } from 'node:http'`) by
@@ -67,6 +90,26 @@ const noiseWithoutWasm: Plugin = {
 }
 
 /**
+ * Noise's receive path copies every message that arrived over two socket
+ * reads (nearly all of an exchange's 64 KiB messages: reads are 64 KiB too)
+ * into a fresh buffer, `dst`, for a primitive that decrypts in place; ours
+ * (OpenSSL) cannot and ignores it. In the bundle that copy is not made: one
+ * 64 KiB buffer from malloc and one memcpy less per message received. The
+ * build fails if the line is not found (a new version of the package).
+ */
+const noiseWithoutDecryptCopy: Plugin = {
+  name: 'noise-without-decrypt-copy',
+  setup (b) {
+    b.onLoad({ filter: /@chainsafe[/\\]libp2p-noise[/\\]dist[/\\]src[/\\]utils\.js$/ }, a => {
+      const source = readFileSync(a.path, 'utf8')
+      const copy = 'const dst = chunk.subarray(i, end - CHACHA_TAG_LENGTH);'
+      if (!source.includes(copy)) throw new Error(`${a.path}: Noise's decrypt no longer copies into dst as the agent bundle expects`)
+      return { contents: source.replace(copy, 'const dst = undefined;'), loader: 'js' }
+    })
+  }
+}
+
+/**
  * libp2p's peer store and peer records sort addresses and protocol names
  * with `localeCompare` only to store and compare them in a fixed order; that
  * loads ICU's collation tables and code into every agent (~3 MiB resident).
@@ -106,7 +149,7 @@ export async function buildAgentd (outfile: string = AGENTD_BUNDLE): Promise<voi
     legalComments: 'none',
     define: { XO_MESH_BUNDLED_VERSION: JSON.stringify((JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string }).version) },
     banner: { js: "import { createRequire as __xoMeshCreateRequire } from 'node:module'; const require = __xoMeshCreateRequire(import.meta.url);" },
-    plugins: [builtinsWithoutFacades, noiseWithoutWasm, peerStoreWithoutCollation],
+    plugins: [builtinsWithoutFacades, noiseWithoutWasm, noiseWithoutDecryptCopy, peerStoreWithoutCollation],
     logLevel: 'warning'
   })
   // e.g. a name imported from a built-in that it only has as a getter: undefined at run time

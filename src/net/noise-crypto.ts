@@ -69,13 +69,12 @@ export const nodeNoiseCrypto: ICryptoInterface = {
   chaCha20Poly1305Encrypt (plaintext, nonce, ad, k) {
     const cipher = createCipheriv(CHACHA, k, nonce, { authTagLength: TAG_LENGTH })
     cipher.setAAD(ad, { plaintextLength: plaintext.byteLength })
-    if (plaintext instanceof Uint8Array) {
-      const body = cipher.update(plaintext)
-      cipher.final()
-      return Buffer.concat([body, cipher.getAuthTag()], body.byteLength + TAG_LENGTH)
-    }
+    // the body and its tag as a list, not concatenated: Noise appends them to
+    // the list it hands the socket either way, and a copy would cost a second
+    // 64 KiB buffer per message, from malloc's heap (docs/agent.md, "Memory")
     const out = new Uint8ArrayList()
-    for (const buf of plaintext) out.append(cipher.update(buf))
+    if (plaintext instanceof Uint8Array) out.append(cipher.update(plaintext))
+    else for (const buf of plaintext) out.append(cipher.update(buf))
     cipher.final()
     out.append(cipher.getAuthTag())
     return asNoiseList(out)

@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { unitEnvironment } from '../../scripts/build-agentd.ts'
 import { agentdBundle } from './support.ts'
 
 /** Preloaded into the bundle's process: records WebAssembly use, prints what was loaded at exit. */
@@ -54,5 +55,14 @@ describe('the agent bundle', function () {
     assert.ok(modules.includes('NativeModule http') && modules.includes('NativeModule crypto'), modules.join(', '))
     for (const m of ['NativeModule internal/deps/undici/undici', 'NativeModule http2', 'NativeModule tls']) assert.ok(!modules.includes(m), `${m} loaded`)
     assert.deepEqual(wasm, [])
+  })
+
+  it('is benched with the environment the unit gives it', () => {
+    // the benches start agents with unitEnvironment(): what docs/xo-mesh.service sets, read from it
+    const env = unitEnvironment()
+    assert.equal(env.NODE_OPTIONS, '--max-semi-space-size=1')
+    assert.equal(env.MALLOC_ARENA_MAX, '2')
+    assert.equal(env.XO_MESH_HOME, undefined)
+    assert.deepEqual(unitEnvironment('[Service]\nEnvironment=A=1 "B=two words"\n Environment=C=x=y\n#Environment=D=1\nExecStart=/bin/true\n'), { A: '1', B: 'two words', C: 'x=y' })
   })
 })
