@@ -44,7 +44,7 @@
  * --node-flags='FLAGS' (V8 flags for the agents' node, before the script),
  * --agent-env='K=V K=V' (added to, or replacing, the unit's environment of
  * the agents, e.g. another allocator: LD_PRELOAD=… MALLOC_CONF=…),
- * --rounds=N (1: (a), (f), (b) and (c) alternate N times; ratios are taken
+ * --rounds=N (1: (a), (b), (c), (f) alternate N times; ratios are taken
  * within a round, the median reported: the load moves between them),
  * --only=a,f,p,b,c,d (default a,f,b,c,d), --skip-helia, --tsx, --agentd, --tmpfs=DIR,
  * --cpu-prof=DIR (each agent writes a V8 CPU profile there when it stops).
@@ -333,6 +333,7 @@ async function floor (seedData: string, cid: string, dir: string, pack = false):
     ? await push(['pack-sink', join(dir, 'blocks'), String(bytes)], addr => ['pack-source', addr, listFile, join(dir, 'seed.pack')])
     : await push(['store-sink', join(dir, 'blocks'), String(bytes)], addr => ['store-source', addr, listFile])
   await rm(dir, { recursive: true, force: true })
+  await run('sync', []) // its writeback done before the next measurement starts
   return { ...r, bytes }
 }
 
@@ -527,21 +528,6 @@ export async function run_ (ctx: BenchContext): Promise<BenchOutput> {
         results.ceiling ??= { bytes: size << 20, ...c, mbPerS: r.ceiling }
       }
 
-      if (only.has('f')) {
-        log(`(f) bare stream + the store's work${tag}…`)
-        const f = await floor(seed, cid, join(work, `floor-${round}`))
-        r.floor = f.bytes / MB / f.seconds
-        rows.push([`(f) the same + read, sha-256, a file per block${tag}`, f.seconds.toFixed(2), mbs(f.bytes, f.seconds), Number.isNaN(ceilingS) ? '-' : (ceilingS / f.seconds * (f.bytes / (size << 20))).toFixed(2), f.cpuSender.toFixed(1), f.cpuReceiver.toFixed(1)])
-        results.floor ??= { ...f, mbPerS: r.floor }
-      }
-      if (only.has('p')) {
-        log(`(p) bare stream + the work of a pack store${tag}…`)
-        const f = await floor(seed, cid, join(work, `pack-${round}`), true)
-        r.pack = f.bytes / MB / f.seconds
-        rows.push([`(p) the same into packs: a read, a writev per MiB${tag}`, f.seconds.toFixed(2), mbs(f.bytes, f.seconds), Number.isNaN(ceilingS) ? '-' : (ceilingS / f.seconds * (f.bytes / (size << 20))).toFixed(2), f.cpuSender.toFixed(1), f.cpuReceiver.toFixed(1)])
-        results.packFloor ??= { ...f, mbPerS: r.pack }
-      }
-
       if (only.has('b')) {
         log(`(b) our fetch between two agents${tag}…`)
         const a = await (await Agent.start(seed)).ready()
@@ -588,6 +574,23 @@ export async function run_ (ctx: BenchContext): Promise<BenchOutput> {
           results.helia ??= { ...h, mbPerS: r.helia }
         }
       }
+      // the floors last in a round: each writes the build to the disk again, and the
+      // writeback that follows slowed the fetch run after them (receiver CPU ×2)
+      if (only.has('f')) {
+        log(`(f) bare stream + the store's work${tag}…`)
+        const f = await floor(seed, cid, join(work, `floor-${round}`))
+        r.floor = f.bytes / MB / f.seconds
+        rows.push([`(f) the same + read, sha-256, a file per block${tag}`, f.seconds.toFixed(2), mbs(f.bytes, f.seconds), Number.isNaN(ceilingS) ? '-' : (ceilingS / f.seconds * (f.bytes / (size << 20))).toFixed(2), f.cpuSender.toFixed(1), f.cpuReceiver.toFixed(1)])
+        results.floor ??= { ...f, mbPerS: r.floor }
+      }
+      if (only.has('p')) {
+        log(`(p) bare stream + the work of a pack store${tag}…`)
+        const f = await floor(seed, cid, join(work, `pack-${round}`), true)
+        r.pack = f.bytes / MB / f.seconds
+        rows.push([`(p) the same into packs: a read, a writev per MiB${tag}`, f.seconds.toFixed(2), mbs(f.bytes, f.seconds), Number.isNaN(ceilingS) ? '-' : (ceilingS / f.seconds * (f.bytes / (size << 20))).toFixed(2), f.cpuSender.toFixed(1), f.cpuReceiver.toFixed(1)])
+        results.packFloor ??= { ...f, mbPerS: r.pack }
+      }
+
       log(`  load average ${loadavg().map(x => x.toFixed(1)).join(' ')}`)
     }
     results.rounds = perRound
