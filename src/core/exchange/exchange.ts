@@ -28,6 +28,15 @@ const MAX_BANS = 4096
 const NO_INDICES = new Uint32Array(0)
 /** The stall timeout doubles at most this many times (5 s → 160 s). */
 const MAX_BACKOFF = 5
+/**
+ * Bytes a fetcher keeps requested from a peer whose rate is within
+ * SLOW_FACTOR of its fastest source, even when the window is smaller: on a
+ * crowded channel every source crawls alike, a window of a few leaves makes
+ * the server send a frame per leaf (each with its request and announcements,
+ * for the same airtime), and there is no faster peer that leaves held there
+ * would be kept from (protocols/blocks.md 7.3).
+ */
+const CROWD_WINDOW = 1024 * 1024
 
 /** The exchange core. See types.ts for its inputs and outputs. */
 export class Exchange implements Core<ExchangeInput, ExchangeOutput> {
@@ -72,6 +81,8 @@ export class Exchange implements Core<ExchangeInput, ExchangeOutput> {
   private sources = -1
   /** A peer was passed over because the sources were at maxSources. */
   private capSkipped = false
+  /** The fastest peer's delivery rate, bytes per ms, found once per refill (-1: not yet). */
+  private bestRate = -1
   private seq = 0
   readonly stats: ExchangeStats = { bytesServed: 0, bytesReceived: 0, duplicateBlocks: 0, duplicateBytes: 0, endgameRequests: 0, stalls: 0, bans: 0 }
 
@@ -874,6 +885,7 @@ export class Exchange implements Core<ExchangeInput, ExchangeOutput> {
 
   private refillWindows (): void {
     this.sources = -1
+    this.bestRate = -1
     if (!this.refillEveryone && this.toRefill.size > 0) {
       const targets = [...this.toRefill]
       this.toRefill.clear()
@@ -960,11 +972,12 @@ export class Exchange implements Core<ExchangeInput, ExchangeOutput> {
     const pb = p.builds.get(b.key)
     if (pb === undefined || !pb.counted || pb.count === 0) return true
     const w = p.window
-    if (w.blockSpace() <= 0 || (w.space() <= 0 && w.blocks > 0)) return false
+    const space = Math.max(w.space(), this.crowdFloor(p) - w.inflight)
+    if (w.blockSpace() <= 0 || (space <= 0 && w.blocks > 0)) return false
     const limits: PickLimits = {
       peerBits: pb.bits,
       onlyUnshared: pb.bits === null && !this.starving(b, p),
-      maxBytes: w.space(),
+      maxBytes: space,
       maxCount: Math.min(w.blockSpace(), MAX_INDICES),
       atLeastOne: w.blocks === 0
     }
@@ -1005,7 +1018,18 @@ export class Exchange implements Core<ExchangeInput, ExchangeOutput> {
     pb.outBytes += bytes
     w.sent(bytes, picks.length, this.now)
     this.send(p, { type: 'request', root: b.root, indices: Uint32Array.from(picks), cids: [] })
-    return w.space() > 0 && w.blockSpace() > 0
+    return space > bytes && w.blockSpace() > 0
+  }
+
+  /** CROWD_WINDOW when p's measured rate is within SLOW_FACTOR of the fastest peer's, else 0. */
+  private crowdFloor (p: Peer): number {
+    const r = p.window.rate
+    if (r <= 0) return 0
+    if (this.bestRate < 0) {
+      this.bestRate = 0
+      for (const q of this.peers.values()) if (q.window.rate > this.bestRate) this.bestRate = q.window.rate
+    }
+    return r * SLOW_FACTOR >= this.bestRate ? CROWD_WINDOW : 0
   }
 
   /**
