@@ -292,6 +292,26 @@ describe('block exchange', function () {
     assert.ok(leaves / frames >= 3, `${leaves} leaves in ${frames} frames`)
   })
 
+  it('on a crowded channel (no peer faster than a few hundred kB/s) keeps requests at one source; on fast links at several', () => {
+    for (const [bandwidth, most] of [[30, 1], [5000, 4]] as const) {
+      const mesh = new Mesh({ seed: 20 })
+      const b = mesh.build({ leaves: 2000 })
+      for (const id of ['s1', 's2', 's3', 's4', 'f']) mesh.add(id)
+      for (const s of ['s1', 's2', 's3', 's4']) mesh.give(s, b)
+      mesh.connect('s1', 'f', { latency: 2, bandwidth })
+      for (const id of ['s1', 'f']) mesh.hold(id, b)
+      // s1's rate is measured, then three more peers come
+      mesh.drive(mesh.now + 60_000 * 30 / bandwidth)
+      for (const s of ['s2', 's3', 's4']) {
+        mesh.connect(s, 'f', { latency: 2, bandwidth })
+        mesh.hold(s, b)
+      }
+      mesh.drive(mesh.now + 60_000 * 30 / bandwidth)
+      const asked = ['s1', 's2', 's3', 's4'].filter(s => mesh.node(s).uploaded > 0)
+      assert.equal(asked.length, most, `at ${bandwidth} bytes per ms served by ${asked.join(', ')}`)
+    }
+  })
+
   it('stops fetching a dropped build and cancels what it asked for', () => {
     const mesh = new Mesh({ seed: 17 })
     const b = mesh.build({ leaves: 400 })

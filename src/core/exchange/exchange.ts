@@ -37,6 +37,16 @@ const MAX_BACKOFF = 5
  * would be kept from (protocols/blocks.md 7.3).
  */
 const CROWD_WINDOW = 1024 * 1024
+/**
+ * When no peer has delivered faster than this lately, bytes per ms, a
+ * fetcher takes its channel for crowded and keeps requests at one source at
+ * a time (end-game aside): on one shared 802.11 channel each source is one
+ * more transfer splitting the same airtime (a fetcher's sources add to its
+ * share at every other fetcher's expense, not to the channel), and each
+ * costs its requests, chokes and unchokes. An 802.11g channel carries
+ * ~3,000; a wired link or loopback far more.
+ */
+const CROWDED_RATE = 256
 
 /** The exchange core. See types.ts for its inputs and outputs. */
 export class Exchange implements Core<ExchangeInput, ExchangeOutput> {
@@ -79,8 +89,10 @@ export class Exchange implements Core<ExchangeInput, ExchangeOutput> {
   private dryStalls = 0
   /** Peers with requests outstanding (sources), counted once per refill (-1: not yet). */
   private sources = -1
-  /** A peer was passed over because the sources were at maxSources. */
+  /** A peer was passed over because the sources were at their cap. */
   private capSkipped = false
+  /** Sources at once: maxSources, or one on a crowded channel (set with the count, CROWDED_RATE). */
+  private sourceCap = 1
   /** The fastest peer's delivery rate, bytes per ms, found once per refill (-1: not yet). */
   private bestRate = -1
   private seq = 0
@@ -884,15 +896,15 @@ export class Exchange implements Core<ExchangeInput, ExchangeOutput> {
   }
 
   private refillWindows (): void {
-    this.sources = -1
     this.bestRate = -1
+    this.sources = -1
     if (!this.refillEveryone && this.toRefill.size > 0) {
       const targets = [...this.toRefill]
       this.toRefill.clear()
       for (const p of targets) if (this.peers.has(p.id)) this.fill(p)
     }
     // a peer passed over for want of a source slot is asked once a slot is free
-    if (this.capSkipped && this.sourceCount() < this.tuning.maxSources) this.refillEveryone = true
+    if (this.capSkipped && this.sourceCount() < this.sourceCap) this.refillEveryone = true
     if (!this.refillEveryone) return
     this.refillEveryone = false
     this.capSkipped = false
@@ -925,8 +937,19 @@ export class Exchange implements Core<ExchangeInput, ExchangeOutput> {
     if (this.sources < 0) {
       this.sources = 0
       for (const q of this.peers.values()) if (q.window.blocks > 0) this.sources++
+      const best = this.fastestRate()
+      this.sourceCap = best > 0 && best < CROWDED_RATE ? 1 : this.tuning.maxSources
     }
     return this.sources
+  }
+
+  /** The fastest peer's delivery rate, bytes per ms (0: none measured), found once per refill. */
+  private fastestRate (): number {
+    if (this.bestRate < 0) {
+      this.bestRate = 0
+      for (const q of this.peers.values()) if (q.window.rate > this.bestRate) this.bestRate = q.window.rate
+    }
+    return this.bestRate
   }
 
   /** When a peer stalls (requests outstanding) or its snub ends, or Infinity. */
@@ -983,7 +1006,7 @@ export class Exchange implements Core<ExchangeInput, ExchangeOutput> {
     }
     const picks: number[] = []
     const newSource = w.blocks === 0
-    if (newSource && this.sourceCount() >= this.tuning.maxSources) {
+    if (newSource && this.sourceCount() >= this.sourceCap) {
       // enough sources already: this one is asked only in end-game, below
       this.capSkipped = true
     } else if (pb.bits === null || pb.dryEpoch !== st.epoch) {
@@ -1024,12 +1047,7 @@ export class Exchange implements Core<ExchangeInput, ExchangeOutput> {
   /** CROWD_WINDOW when p's measured rate is within SLOW_FACTOR of the fastest peer's, else 0. */
   private crowdFloor (p: Peer): number {
     const r = p.window.rate
-    if (r <= 0) return 0
-    if (this.bestRate < 0) {
-      this.bestRate = 0
-      for (const q of this.peers.values()) if (q.window.rate > this.bestRate) this.bestRate = q.window.rate
-    }
-    return r * SLOW_FACTOR >= this.bestRate ? CROWD_WINDOW : 0
+    return r > 0 && r * SLOW_FACTOR >= this.fastestRate() ? CROWD_WINDOW : 0
   }
 
   /**
