@@ -47,6 +47,8 @@ const CROWD_WINDOW = 1024 * 1024
  * ~3,000; a wired link or loopback far more.
  */
 const CROWDED_RATE = 256
+/** Only peers that delivered (or were asked after a quiet spell) this recently tell whether the channel is crowded, ms. */
+const CROWD_MEMORY = 30_000
 
 /** The exchange core. See types.ts for its inputs and outputs. */
 export class Exchange implements Core<ExchangeInput, ExchangeOutput> {
@@ -92,7 +94,7 @@ export class Exchange implements Core<ExchangeInput, ExchangeOutput> {
   /** A peer was passed over because the sources were at their cap. */
   private capSkipped = false
   /** Sources at once: maxSources, or one on a crowded channel (set with the count, CROWDED_RATE). */
-  private sourceCap = 1
+  private sourceCap: number
   /** The fastest peer's delivery rate, bytes per ms, found once per refill (-1: not yet). */
   private bestRate = -1
   private seq = 0
@@ -101,6 +103,7 @@ export class Exchange implements Core<ExchangeInput, ExchangeOutput> {
   constructor (init: ExchangeInit) {
     this.random = init.random
     this.tuning = { ...DEFAULT_TUNING, ...init.tuning }
+    this.sourceCap = this.tuning.maxSources
     this.now = init.now ?? 0
     this.maxPeers = init.maxPeers ?? DEFAULT_MAX_PEERS
     this.banTime = init.banTime ?? DEFAULT_BAN_MS
@@ -936,14 +939,19 @@ export class Exchange implements Core<ExchangeInput, ExchangeOutput> {
   private sourceCount (): number {
     if (this.sources < 0) {
       this.sources = 0
-      for (const q of this.peers.values()) if (q.window.blocks > 0) this.sources++
-      const best = this.fastestRate()
-      this.sourceCap = best > 0 && best < CROWDED_RATE ? 1 : this.tuning.maxSources
+      let best = 0
+      for (const q of this.peers.values()) {
+        if (q.window.blocks > 0) this.sources++
+        // a rate is a decaying maximum that decays only as frames come: a peer heard from long ago may keep one from a quieter minute
+        if (this.now - q.lastProgress < CROWD_MEMORY) best = Math.max(best, q.window.rate)
+      }
+      // with no peer heard from lately, the last verdict stands
+      if (best > 0) this.sourceCap = best < CROWDED_RATE ? 1 : this.tuning.maxSources
     }
     return this.sources
   }
 
-  /** The fastest peer's delivery rate, bytes per ms (0: none measured), found once per refill. */
+  /** The fastest peer's delivery rate, bytes per ms (0: none measured), found once per refill (for the crowd window). */
   private fastestRate (): number {
     if (this.bestRate < 0) {
       this.bestRate = 0
