@@ -30,7 +30,7 @@ const NO_INDICES = new Uint32Array(0)
 const MAX_BACKOFF = 5
 /**
  * Bytes a fetcher keeps requested from a peer whose rate is within
- * SLOW_FACTOR of its fastest source, even when the window is smaller: on a
+ * SLOW_FACTOR of its fastest peer's, even when the window is smaller: on a
  * crowded channel every source crawls alike, a window of a few leaves makes
  * the server send a frame per leaf (each with its request and announcements,
  * for the same airtime), and there is no faster peer that leaves held there
