@@ -517,6 +517,10 @@ export class Engine {
     if (s.head === s.queue.length) {
       s.queue.length = 0
       s.head = 0
+    } else if (s.head >= 64 && s.head * 2 >= s.queue.length) {
+      // a stream that never runs dry (a frame always queued behind the one on the air) would keep every slot it ever used
+      s.queue.splice(0, s.head)
+      s.head = 0
     }
   }
 

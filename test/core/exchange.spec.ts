@@ -264,6 +264,54 @@ describe('block exchange', function () {
     assert.ok(mesh.node('slow').uploaded < 0.05 * b.total, `the slow peer served ${(mesh.node('slow').uploaded / b.total).toFixed(3)}`)
   })
 
+  it('on a crowded channel, where every source crawls alike, asks each for enough that a frame carries many leaves', () => {
+    // three sources at 30 kB/s each (a hundred transfers sharing one 802.11 channel): 50 ms of a link is a fraction of a leaf
+    const mesh = new Mesh({ seed: 19 })
+    const b = mesh.build({ leaves: 400, minSize: 32 * 1024, maxSize: 96 * 1024 })
+    const sources = ['s1', 's2', 's3']
+    for (const id of [...sources, 'f']) mesh.add(id)
+    for (const s of sources) {
+      mesh.give(s, b)
+      mesh.connect(s, 'f', { latency: 2, bandwidth: 30 })
+    }
+    for (const id of [...sources, 'f']) mesh.hold(id, b)
+    const end = mesh.driveUntilComplete(b, ['f'], 600_000)
+    assert.ok(mesh.node('f').completeAt.has(b.key))
+    const bound = b.total / (3 * 30)
+    assert.ok(end < 1.15 * bound, `took ${end.toFixed(0)} ms, the three links need ${bound.toFixed(0)}`)
+    assert.ok(mesh.node('f').received <= 1.05 * b.total, `received ${(mesh.node('f').received / b.total).toFixed(3)}×`)
+    let frames = 0
+    let leaves = 0
+    for (const s of sources) {
+      for (const { o } of mesh.node(s).outputs) {
+        if (o.type !== 'serve' || o.indices.length === 0) continue
+        frames++
+        leaves += o.indices.length
+      }
+    }
+    assert.ok(leaves / frames >= 3, `${leaves} leaves in ${frames} frames`)
+  })
+
+  it('on a crowded channel (no peer faster than a few hundred kB/s) keeps requests at one source; on fast links at several', () => {
+    for (const [bandwidth, most] of [[30, 1], [5000, 4]] as const) {
+      const mesh = new Mesh({ seed: 20 })
+      const b = mesh.build({ leaves: 2000 })
+      for (const id of ['s1', 's2', 's3', 's4', 'f']) mesh.add(id)
+      for (const s of ['s1', 's2', 's3', 's4']) mesh.give(s, b)
+      mesh.connect('s1', 'f', { latency: 2, bandwidth })
+      for (const id of ['s1', 'f']) mesh.hold(id, b)
+      // s1's rate is measured, then three more peers come
+      mesh.drive(mesh.now + 60_000 * 30 / bandwidth)
+      for (const s of ['s2', 's3', 's4']) {
+        mesh.connect(s, 'f', { latency: 2, bandwidth })
+        mesh.hold(s, b)
+      }
+      mesh.drive(mesh.now + 60_000 * 30 / bandwidth)
+      const asked = ['s1', 's2', 's3', 's4'].filter(s => mesh.node(s).uploaded > 0)
+      assert.equal(asked.length, most, `at ${bandwidth} bytes per ms served by ${asked.join(', ')}`)
+    }
+  })
+
   it('stops fetching a dropped build and cancels what it asked for', () => {
     const mesh = new Mesh({ seed: 17 })
     const b = mesh.build({ leaves: 400 })

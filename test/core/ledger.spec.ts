@@ -87,19 +87,53 @@ describe('upload ledger', () => {
     assert.deepEqual(first, ['a', 'b', 'c', 'a', 'b', 'c'], `pipeline of ${DEFAULT_TUNING.servePipeline} each`)
   })
 
-  it('sizes frames to about 50 ms of the peer\'s measured drain rate', () => {
+  it('sizes frames to about 50 ms of the peer\'s measured drain rate when it asks for little more', () => {
     const l = new Ledger({ slots: 4, rate: 0, tuning: DEFAULT_TUNING }, 0)
-    l.enqueue('slow', leaves('x', 0, 200, 10_000), 0)
-    const [first] = drain(l, 0)
+    l.enqueue('slow', leaves('x', 0, 30, 10_000), 0)
+    const [first, second] = drain(l, 0)
     assert.equal(first!.bytes, 260_000, 'a first frame of 256 KiB at most')
+    assert.equal(second!.bytes, 40_000)
     l.served('slow', 1040) // 260 kB in 1.04 s: 250 bytes per ms
-    l.served('slow', 2000)
+    l.served('slow', 1200)
+    l.enqueue('slow', leaves('x', 30, 4, 10_000), 2000)
     const next = drain(l, 2000)
+    assert.ok(next.length > 0)
     assert.ok(next.every(b => b.bytes <= 250 * 50 + 10_000), `frames of ${next.map(b => b.bytes).join(',')} bytes`)
     // a new peer's first frame follows how fast frames drain to the others, not 256 KiB: on a crowded channel that is airtime it cannot have
     l.enqueue('new', leaves('x', 0, 200, 10_000), 2000)
     const first2 = drain(l, 2000).find(b => b.peer === 'new')
     assert.ok(first2 !== undefined && first2.bytes <= 250 * 50 + 10_000, `a first frame of ${first2?.bytes} bytes`)
+  })
+
+  it('gives a slow peer that queued much frames of half its queue, grown by doubling, up to 512 KiB', () => {
+    // on a crowded channel a fetcher asks its (equally slow) sources for a lot: a frame per leaf would cost a request and a serve per leaf
+    const l = new Ledger({ slots: 4, rate: 0, tuning: DEFAULT_TUNING }, 0)
+    l.enqueue('other', leaves('x', 0, 1, 10_000), 0)
+    drain(l, 0)
+    l.served('other', 400) // 25 bytes per ms: a new peer's first frame is 50 ms of that, one leaf
+    l.enqueue('slow', leaves('x', 0, 400, 10_000), 400)
+    let t = 400
+    const sizes: number[] = []
+    for (let k = 0; k < 12; k++) {
+      for (const b of drain(l, t)) sizes.push(b.bytes)
+      t += 2000
+      l.served('slow', t) // a few kB per second, whatever the frame
+    }
+    assert.deepEqual(sizes.slice(0, 2), [10_000, 10_000], 'first frames: 50 ms of what the others drain')
+    for (let k = 1; k < sizes.length; k++) assert.ok(sizes[k]! <= 2 * sizes[k - 1]! + 10_000, `frames of ${sizes.join(',')} bytes grow by doubling`)
+    assert.ok(sizes.every(b => b <= 512 * 1024), `frames of ${sizes.join(',')} bytes`)
+    assert.ok(sizes.some(b => b > 500_000), `frames of ${sizes.join(',')} bytes reach 512 KiB`)
+    // each frame at most twice the one before; with little queued, half of it (both frames of the pipeline busy)
+    const m = new Ledger({ slots: 4, rate: 0, tuning: DEFAULT_TUNING }, 0)
+    m.enqueue('a', leaves('x', 0, 2, 10_000), 0)
+    drain(m, 0)
+    m.served('a', 800)
+    m.enqueue('a', leaves('x', 2, 20, 10_000), 1600)
+    assert.deepEqual(drain(m, 1600).map(b => b.bytes), [40_000, 80_000])
+    m.served('a', 3000)
+    m.served('a', 6000)
+    m.enqueue('a', leaves('x', 22, 6, 10_000), 6000)
+    assert.deepEqual(drain(m, 6000).map(b => b.bytes), [70_000, 30_000], '14 queued: half, then half of the rest')
   })
 
   it('keeps frames to one build and one kind, ascending and without duplicates', () => {

@@ -28,6 +28,27 @@ const MAX_BANS = 4096
 const NO_INDICES = new Uint32Array(0)
 /** The stall timeout doubles at most this many times (5 s → 160 s). */
 const MAX_BACKOFF = 5
+/**
+ * Bytes a fetcher keeps requested from a peer whose rate is within
+ * SLOW_FACTOR of its fastest peer's, even when the window is smaller: on a
+ * crowded channel every source crawls alike, a window of a few leaves makes
+ * the server send a frame per leaf (each with its request and announcements,
+ * for the same airtime), and there is no faster peer that leaves held there
+ * would be kept from (protocols/blocks.md 7.3).
+ */
+const CROWD_WINDOW = 1024 * 1024
+/**
+ * When no peer has delivered faster than this lately, bytes per ms, a
+ * fetcher takes its channel for crowded and keeps requests at one source at
+ * a time (end-game aside): on one shared 802.11 channel each source is one
+ * more transfer splitting the same airtime (a fetcher's sources add to its
+ * share at every other fetcher's expense, not to the channel), and each
+ * costs its requests, chokes and unchokes. An 802.11g channel carries
+ * ~3,000; a wired link or loopback far more.
+ */
+const CROWDED_RATE = 256
+/** Only peers that delivered (or were asked after a quiet spell) this recently tell whether the channel is crowded, ms. */
+const CROWD_MEMORY = 30_000
 
 /** The exchange core. See types.ts for its inputs and outputs. */
 export class Exchange implements Core<ExchangeInput, ExchangeOutput> {
@@ -70,14 +91,19 @@ export class Exchange implements Core<ExchangeInput, ExchangeOutput> {
   private dryStalls = 0
   /** Peers with requests outstanding (sources), counted once per refill (-1: not yet). */
   private sources = -1
-  /** A peer was passed over because the sources were at maxSources. */
+  /** A peer was passed over because the sources were at their cap. */
   private capSkipped = false
+  /** Sources at once: maxSources, or one on a crowded channel (set with the count, CROWDED_RATE). */
+  private sourceCap: number
+  /** The fastest peer's delivery rate, bytes per ms, found once per refill (-1: not yet). */
+  private bestRate = -1
   private seq = 0
   readonly stats: ExchangeStats = { bytesServed: 0, bytesReceived: 0, duplicateBlocks: 0, duplicateBytes: 0, endgameRequests: 0, stalls: 0, bans: 0 }
 
   constructor (init: ExchangeInit) {
     this.random = init.random
     this.tuning = { ...DEFAULT_TUNING, ...init.tuning }
+    this.sourceCap = this.tuning.maxSources
     this.now = init.now ?? 0
     this.maxPeers = init.maxPeers ?? DEFAULT_MAX_PEERS
     this.banTime = init.banTime ?? DEFAULT_BAN_MS
@@ -873,6 +899,7 @@ export class Exchange implements Core<ExchangeInput, ExchangeOutput> {
   }
 
   private refillWindows (): void {
+    this.bestRate = -1
     this.sources = -1
     if (!this.refillEveryone && this.toRefill.size > 0) {
       const targets = [...this.toRefill]
@@ -880,7 +907,7 @@ export class Exchange implements Core<ExchangeInput, ExchangeOutput> {
       for (const p of targets) if (this.peers.has(p.id)) this.fill(p)
     }
     // a peer passed over for want of a source slot is asked once a slot is free
-    if (this.capSkipped && this.sourceCount() < this.tuning.maxSources) this.refillEveryone = true
+    if (this.capSkipped && this.sourceCount() < this.sourceCap) this.refillEveryone = true
     if (!this.refillEveryone) return
     this.refillEveryone = false
     this.capSkipped = false
@@ -912,9 +939,25 @@ export class Exchange implements Core<ExchangeInput, ExchangeOutput> {
   private sourceCount (): number {
     if (this.sources < 0) {
       this.sources = 0
-      for (const q of this.peers.values()) if (q.window.blocks > 0) this.sources++
+      let best = 0
+      for (const q of this.peers.values()) {
+        if (q.window.blocks > 0) this.sources++
+        // a rate is a decaying maximum that decays only as frames come: a peer heard from long ago may keep one from a quieter minute
+        if (this.now - q.lastProgress < CROWD_MEMORY) best = Math.max(best, q.window.rate)
+      }
+      // with no peer heard from lately, the last verdict stands
+      if (best > 0) this.sourceCap = best < CROWDED_RATE ? 1 : this.tuning.maxSources
     }
     return this.sources
+  }
+
+  /** The fastest peer's delivery rate, bytes per ms (0: none measured), found once per refill (for the crowd window). */
+  private fastestRate (): number {
+    if (this.bestRate < 0) {
+      this.bestRate = 0
+      for (const q of this.peers.values()) if (q.window.rate > this.bestRate) this.bestRate = q.window.rate
+    }
+    return this.bestRate
   }
 
   /** When a peer stalls (requests outstanding) or its snub ends, or Infinity. */
@@ -960,17 +1003,18 @@ export class Exchange implements Core<ExchangeInput, ExchangeOutput> {
     const pb = p.builds.get(b.key)
     if (pb === undefined || !pb.counted || pb.count === 0) return true
     const w = p.window
-    if (w.blockSpace() <= 0 || (w.space() <= 0 && w.blocks > 0)) return false
+    const space = Math.max(w.space(), this.crowdFloor(p) - w.inflight)
+    if (w.blockSpace() <= 0 || (space <= 0 && w.blocks > 0)) return false
     const limits: PickLimits = {
       peerBits: pb.bits,
       onlyUnshared: pb.bits === null && !this.starving(b, p),
-      maxBytes: w.space(),
+      maxBytes: space,
       maxCount: Math.min(w.blockSpace(), MAX_INDICES),
       atLeastOne: w.blocks === 0
     }
     const picks: number[] = []
     const newSource = w.blocks === 0
-    if (newSource && this.sourceCount() >= this.tuning.maxSources) {
+    if (newSource && this.sourceCount() >= this.sourceCap) {
       // enough sources already: this one is asked only in end-game, below
       this.capSkipped = true
     } else if (pb.bits === null || pb.dryEpoch !== st.epoch) {
@@ -1005,7 +1049,13 @@ export class Exchange implements Core<ExchangeInput, ExchangeOutput> {
     pb.outBytes += bytes
     w.sent(bytes, picks.length, this.now)
     this.send(p, { type: 'request', root: b.root, indices: Uint32Array.from(picks), cids: [] })
-    return w.space() > 0 && w.blockSpace() > 0
+    return space > bytes && w.blockSpace() > 0
+  }
+
+  /** CROWD_WINDOW when p's measured rate is within SLOW_FACTOR of the fastest peer's, else 0. */
+  private crowdFloor (p: Peer): number {
+    const r = p.window.rate
+    return r > 0 && r * SLOW_FACTOR >= this.fastestRate() ? CROWD_WINDOW : 0
   }
 
   /**

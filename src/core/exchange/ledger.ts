@@ -33,6 +33,19 @@ const FRAME_TIME = 50
 /** Frame size before a peer's drain rate is known, bytes (less when the other peers drain slower: see Ledger.typicalDrain). */
 const FIRST_FRAME = 256 * 1024
 /**
+ * A peer that queued more than 50 ms of its link with us gets frames of half
+ * what it queued (the pipeline's two frames), up to this many bytes: it asked
+ * for that much on purpose (a fetcher asks a slow peer for much only when its
+ * other sources are no faster: a crowded channel, protocols/blocks.md 7.3),
+ * and there a frame per leaf costs a request, a serve and an announcement
+ * per leaf for the same airtime. A peer's frames grow to it by doubling
+ * (FRAME_GROWTH), so the fetcher's delay estimate, and with it its stall
+ * timeout, follows.
+ */
+const MIN_FRAME = 512 * 1024
+/** A frame is at most this many times the peer's previous one (when 50 ms of its link is less). */
+const FRAME_GROWTH = 2
+/**
  * A slot holder is rotated out only after this many frames of its turn were
  * written, however long they took: when every peer is slow (a crowded
  * channel), a time-only turn ends mid-frame and chokes peers that were
@@ -48,6 +61,10 @@ class Uploader {
   readonly sent: Array<{ at: number, bytes: number }> = []
   /** How fast the driver writes to this peer, bytes per ms (0 until measured). */
   drainRate = 0
+  /** Bytes of the last frame handed over for it (0: none yet). */
+  lastFrame = 0
+  /** Bytes of the requests queued. */
+  queuedBytes = 0
   lastServedAt = 0
   slot = false
   slotSince = 0
@@ -142,7 +159,10 @@ export class Ledger {
       u.queue = u.queue.slice(u.head)
       u.head = 0
     }
-    for (const item of items) u.queue.push(item)
+    for (const item of items) {
+      u.queue.push(item)
+      u.queuedBytes += item.bytes
+    }
     u.lastActive = now
     return 'queued'
   }
@@ -218,6 +238,7 @@ export class Ledger {
       if (longest === undefined) return
       longest.queue = []
       longest.head = 0
+      longest.queuedBytes = 0
       longest.choked = true
       this.notices.push({ peer: longest.id, type: 'choke' })
       this.release(longest, now)
@@ -273,6 +294,8 @@ export class Ledger {
   private filter (u: Uploader, keep: (it: ServeItem) => boolean): void {
     u.queue = u.queue.slice(u.head).filter(keep)
     u.head = 0
+    u.queuedBytes = 0
+    for (const it of u.queue) u.queuedBytes += it.bytes
   }
 
   /** Takes a frame's worth from the head of the queue: one build, one kind (leaves or CIDs), no duplicates. */
@@ -280,7 +303,8 @@ export class Ledger {
     const first = u.queue[u.head]!
     const max = this.tuning.serveBatchBytes
     const firstFrame = this.typicalDrain === 0 ? FIRST_FRAME : Math.min(FIRST_FRAME, this.typicalDrain * FRAME_TIME)
-    const limit = u.drainRate === 0 ? Math.min(max, firstFrame) : Math.min(max, u.drainRate * FRAME_TIME)
+    const floor = Math.min(MIN_FRAME, FRAME_GROWTH * u.lastFrame, u.queuedBytes / 2)
+    const limit = Math.min(max, u.drainRate === 0 ? firstFrame : Math.max(floor, u.drainRate * FRAME_TIME))
     const leaves = first.cid === undefined
     const indices = new Set<number>()
     const cids = new Map<string, Uint8Array>()
@@ -291,6 +315,7 @@ export class Ledger {
       if (bytes > 0 && bytes + it.bytes > limit) break
       if (indices.size >= MAX_INDICES || cids.size >= MAX_CIDS) break
       u.head++
+      u.queuedBytes -= it.bytes
       if (it.cid === undefined) {
         if (indices.has(it.index)) continue
         indices.add(it.index)
@@ -304,7 +329,9 @@ export class Ledger {
     if (u.head === u.queue.length) {
       u.queue = []
       u.head = 0
+      u.queuedBytes = 0
     }
+    u.lastFrame = bytes
     return { peer: u.id, key: first.key, indices: [...indices].sort((a, b) => a - b), cids: [...cids.values()], bytes }
   }
 }
