@@ -11,7 +11,8 @@
 //
 //   node --import tsx scripts/build-agentd.ts [OUTFILE]
 import { build, type Plugin } from 'esbuild'
-import { cpSync, readFileSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { cpSync, readFileSync, rmSync } from 'node:fs'
 import { builtinModules, createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import { dirname, join } from 'node:path'
@@ -157,6 +158,24 @@ export async function buildAgentd (outfile: string = AGENTD_BUNDLE): Promise<voi
   // the agent's page is read from ./dashboard/ beside the running module
   // (src/agent/pages.ts), so it goes next to the bundle
   cpSync(join(REPO, 'src', 'agent', 'dashboard'), join(dirname(outfile), 'dashboard'), { recursive: true })
+  buildMallocTrim(join(dirname(outfile), 'malloc-trim.node'))
+}
+
+/**
+ * The agent's malloc_trim module (src/agent/malloc-trim.c, read by
+ * src/agent/memory.ts beside the running module), built with the system's
+ * C compiler. Without one the agent runs without it: a warning, not a
+ * failed build.
+ */
+export function buildMallocTrim (out: string): boolean {
+  rmSync(out, { force: true })
+  try {
+    execFileSync(process.env.CC ?? 'cc', ['-shared', '-fPIC', '-O2', '-Wall', '-o', out, join(REPO, 'src', 'agent', 'malloc-trim.c')], { stdio: ['ignore', 'ignore', 'pipe'] })
+    return true
+  } catch (err) {
+    process.stderr.write(`warning: malloc-trim.node not built (${(err as Error).message.split('\n')[0]}): the agent will not give back the memory malloc keeps after a transfer\n`)
+    return false
+  }
 }
 
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {

@@ -22,6 +22,7 @@ import { ListenError } from './errors.ts'
 import { loadIdentity } from './identity.ts'
 import { LiveFeed } from './live.ts'
 import { DataDirLock } from './lock.ts'
+import { MemoryTrimmer, loadMallocTrim } from './memory.ts'
 import { addMothershipPages } from './overview.ts'
 import { dashboardPages } from './pages.ts'
 import { addCoreRoutes } from './routes.ts'
@@ -50,7 +51,10 @@ export const VERSION: string = (() => {
 
 class TrafficCounters implements Traffic {
   private readonly counters = new Map<string, { sent: number, received: number }>()
+  /** Bytes sent and received with every peer so far. */
+  total = 0
   add (peerId: string, sent: number, received: number): void {
+    this.total += sent + received
     const c = this.counters.get(peerId) ?? { sent: 0, received: 0 }
     c.sent += sent
     c.received += received
@@ -76,6 +80,7 @@ export class Agent {
   /** Where the CLI reaches the API (also in DATA/api). */
   apiUrl = ''
   private readonly log: Logger
+  private readonly traffic = new TrafficCounters()
   private readonly config: AgentConfig
   private readonly lock: DataDirLock
   private readonly api: ApiServer
@@ -97,7 +102,7 @@ export class Agent {
       backoffMinMs: init.config.dial.backoff_min_s * 1000,
       backoffMaxMs: init.config.dial.backoff_max_s * 1000
     })
-    this.components = { node, repo, logger: init.logger, events, api: this.api, dialer: this.dialer, traffic: new TrafficCounters(), dataDir: init.dataDir, privateKey }
+    this.components = { node, repo, logger: init.logger, events, api: this.api, dialer: this.dialer, traffic: this.traffic, dataDir: init.dataDir, privateKey }
     this.watcher = new BuildIndexWatcher(this.components)
   }
 
@@ -196,6 +201,13 @@ export class Agent {
 
     await this.watcher.start()
     this.undo.push({ what: 'build index', fn: () => { this.watcher.stop() } })
+
+    const trim = loadMallocTrim()
+    if (trim !== undefined) {
+      const trimmer = new MemoryTrimmer({ activity: () => this.traffic.total, trim, logger: this.log })
+      trimmer.start()
+      this.undo.push({ what: 'memory trimmer', fn: () => { trimmer.stop() } })
+    } else this.log.debug('malloc_trim is not available: memory freed after a transfer stays with the process')
 
     // the mothership's overview and login, keyed on its store being here (the relay's sink made it)
     const mothership = await addMothershipPages({ dataDir: this.dataDir, api: this.api, logger: this.log })

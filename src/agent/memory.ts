@@ -1,0 +1,94 @@
+// Giving back what malloc keeps after a transfer. A fetch or a serve passes
+// hundreds of megabytes through 64 KiB buffers (socket reads, Noise's
+// messages, blocks); glibc serves them from its heap and, once they are
+// freed, returns memory to the system only from the top of that heap. An
+// agent that has worked then idles at ~90–110 MiB instead of ~70, for as
+// long as it idles (docs/agent.md, "After the work"): on an XO with 512 MB,
+// memory the child's activities do not get. malloc_trim(0) gives the free
+// pages back (~20 MiB at once, measured), but Node never calls it, so a
+// small native module does (src/agent/malloc-trim.c, built beside the
+// agent's bundle). Without it (no C compiler, another libc) nothing trims.
+import { createRequire } from 'node:module'
+import type { Logger } from '../net/logger.ts'
+
+/** The native module's file, beside the running module (the bundle's directory, as the dashboard's files). */
+export const MALLOC_TRIM_MODULE = new URL('./malloc-trim.node', import.meta.url)
+
+/** malloc_trim(0) from the native module beside the running module, or undefined where it cannot be loaded. */
+export function loadMallocTrim (url: URL = MALLOC_TRIM_MODULE): (() => number) | undefined {
+  try {
+    const m = createRequire(import.meta.url)(url.pathname) as { mallocTrim?: unknown }
+    return typeof m.mallocTrim === 'function' ? m.mallocTrim as () => number : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * The quiet ticks (of 5 s) after the last work at which to trim: V8 frees a
+ * buffer's memory only when it collects the buffer's object, which an idle
+ * agent's heap does within seconds (its memory reducer) or later; a trim
+ * at ~10 s takes most, the later ones what later collections freed.
+ */
+const TRIM_AT_QUIET_TICKS = [2, 4, 8, 12]
+/**
+ * Bytes of traffic in a tick that make it a tick of work: the election's
+ * heartbeats and the exchange's announcements keep the count moving by a
+ * few kB while the agent idles, and a transfer moves megabytes.
+ */
+const WORK_BYTES = 1 << 20
+
+export interface MemoryTrimmerInit {
+  /** Bytes sent and received so far: a tick in which it grew by less than WORK_BYTES is quiet. */
+  activity: () => number
+  trim: () => number
+  /** Between ticks, ms (default 5 s). */
+  everyMs?: number
+  logger?: Logger
+}
+
+/** Trims malloc's heap a few times once the agent goes quiet after some work; never while it works, never twice for one quiet spell. */
+export class MemoryTrimmer {
+  private readonly init: MemoryTrimmerInit
+  private last: number
+  /** Quiet ticks since the last activity; -1: nothing to trim (no work since the last trims). */
+  private quiet = -1
+  private timer: NodeJS.Timeout | undefined
+  /** Trims done (for tests and the log). */
+  trims = 0
+
+  constructor (init: MemoryTrimmerInit) {
+    this.init = init
+    this.last = init.activity()
+  }
+
+  start (): void {
+    this.timer ??= setInterval(() => { this.tick() }, this.init.everyMs ?? 5000)
+    this.timer.unref()
+  }
+
+  stop (): void {
+    clearInterval(this.timer)
+    this.timer = undefined
+  }
+
+  /** One look at the activity; trims when this tick is one of TRIM_AT_QUIET_TICKS after the last work. */
+  tick (): void {
+    const now = this.init.activity()
+    const grew = now - this.last
+    this.last = now
+    if (grew >= WORK_BYTES) {
+      this.quiet = 0
+      return
+    }
+    if (this.quiet < 0) return
+    this.quiet++
+    if (TRIM_AT_QUIET_TICKS.includes(this.quiet)) {
+      const t0 = performance.now()
+      const released = this.init.trim()
+      this.trims++
+      this.init.logger?.debug('trimmed malloc\'s heap after the work', { released: released === 1, ms: Math.round(performance.now() - t0) })
+    }
+    if (this.quiet >= TRIM_AT_QUIET_TICKS[TRIM_AT_QUIET_TICKS.length - 1]!) this.quiet = -1
+  }
+}
