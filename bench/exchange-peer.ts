@@ -87,6 +87,11 @@ async function finish (stream: Stream, cpu0: number): Promise<never> {
   process.exit(0)
 }
 
+/** Throws unless the block's sha-256 is the one its CID names: the check every block gets on both sides. */
+function verify (name: string, bytes: Uint8Array): void {
+  if (!createHash('sha256').update(bytes).digest().equals(CID.parse(name).multihash.digest)) throw new Error(`block ${name}: wrong sha-256`)
+}
+
 const role = process.argv[2]
 if (role === 'sink') {
   await sink(PROTOCOL, Number(process.argv[3] ?? 0), data => data.byteLength)
@@ -113,9 +118,6 @@ if (role === 'sink') {
   let packed: Uint8Array[] = []
   let entries = ''
   let offset = 0
-  const verify = (name: string, bytes: Uint8Array): void => {
-    if (!createHash('sha256').update(bytes).digest().equals(CID.parse(name).multihash.digest)) throw new Error(`block ${name}: wrong sha-256`)
-  }
   const flushPack = (): void => {
     if (packed.length === 0) return
     writevSync(pack, packed)
@@ -193,7 +195,7 @@ if (role === 'sink') {
       bytes = frame.subarray(offset - frameAt, offset - frameAt + sizes[i]!)
       offset += sizes[i]!
     }
-    if (!createHash('sha256').update(bytes).digest().equals(CID.parse(name).multihash.digest)) throw new Error(`block ${name}: wrong sha-256`)
+    verify(name, bytes)
     const head = Buffer.alloc(5 + name.length)
     head.writeUInt32BE(1 + name.length + bytes.length, 0)
     head[4] = name.length

@@ -56,6 +56,7 @@ import { request } from 'node:http'
 import { loadavg } from 'node:os'
 import { join } from 'node:path'
 import { buildAgentd, unitEnvironment } from '../scripts/build-agentd.js'
+import type { CID } from '../src/content/cid.js'
 import { BENCH_DIR, CACHE_DIR, REPO_ROOT, WORK_DIR, exists, formatBytes, formatTable, freePort, log, median, procCpu, procKb, run, until, type BenchContext, type BenchOutput } from './util.js'
 
 export const description = 'block exchange between agent processes: MB/s vs a bare libp2p stream and Helia bitswap, swarm overhead, RSS'
@@ -302,16 +303,22 @@ async function push (sinkArgs: string[], sourceArgs: (addr: string) => string[])
 
 // ---- (f) the floor of a verified transfer into a store ------------------------
 
-/** The build's leaves as [cid, path of the block file] in the seed's store, in the order of the build. */
-async function leafFiles (seedData: string, cid: string): Promise<Array<[string, string]>> {
+/**
+ * The blocks of a build the seed holds, each as [cid, path of its file in
+ * the seed's store]: the manifest (the tree's nodes and the record) and the
+ * leaves in the build's order, with the tree's root; undefined when the
+ * seed does not hold the build.
+ */
+async function seedBlocks (seedData: string, cid: string): Promise<{ tree: string, manifest: Array<[string, string]>, leaves: Array<[string, string]> } | undefined> {
   const { Repo } = await import('../src/content/repo.ts')
   const { readIndexSpace, leafCid } = await import('../src/content/index-space.ts')
   const repo = new Repo(seedData)
   const r = await readIndexSpace(repo.store, (await import('../src/content/cid.ts')).parseCid(cid))
-  if (r.status !== 'ready') throw new Error(`the seed does not hold ${cid}`)
-  const list: Array<[string, string]> = []
-  for (let i = 0; i < r.space.leaves; i++) { const c = leafCid(r.space, i); list.push([c.toString(), repo.store.path(c)]) }
-  return list
+  if (r.status !== 'ready') return undefined
+  const entry = (c: CID): [string, string] => [c.toString(), repo.store.path(c)]
+  const leaves: Array<[string, string]> = []
+  for (let i = 0; i < r.space.leaves; i++) leaves.push(entry(leafCid(r.space, i)))
+  return { tree: r.space.record.tree.toString(), manifest: r.space.manifest.map(entry), leaves }
 }
 
 /**
@@ -322,7 +329,9 @@ async function leafFiles (seedData: string, cid: string): Promise<Array<[string,
  * is the exchange's own.
  */
 async function floor (seedData: string, cid: string, dir: string, pack = false): Promise<{ seconds: number, bytes: number, cpuSender: number, cpuReceiver: number }> {
-  const list = await leafFiles(seedData, cid)
+  const blocks = await seedBlocks(seedData, cid)
+  if (blocks === undefined) throw new Error(`the seed does not hold ${cid}`)
+  const list = blocks.leaves
   let bytes = 0
   for (const [, path] of list) bytes += (await stat(path)).size
   await rm(dir, { recursive: true, force: true })
@@ -413,21 +422,15 @@ async function helia (seedData: string, cid: string, work: string, fetchDir: str
   const why = await ensureHelia()
   if (why !== undefined) return why
   const script = join(HELIA_DIR, 'xo-bench.mjs')
-  const { Repo } = await import('../src/content/repo.ts')
-  const { readIndexSpace, leafCid } = await import('../src/content/index-space.ts')
-  const repo = new Repo(seedData)
-  const r = await readIndexSpace(repo.store, (await import('../src/content/cid.ts')).parseCid(cid))
-  if (r.status !== 'ready') return `the seed does not hold ${cid}`
-  const seedStore = join(work, 'helia-seed')
+  const blocks = await seedBlocks(seedData, cid)
+  if (blocks === undefined) return `the seed does not hold ${cid}`
+  const seedStore = join(work, `helia-seed-${cid}`) // one per build: a marker of another size's import once hung the fetch
   const marker = join(seedStore, 'imported')
   if (!await exists(marker)) {
     log('copying the build\'s blocks into a Helia blockstore…')
     await rm(seedStore, { recursive: true, force: true })
-    const list: Array<[string, string]> = []
-    for (const c of r.space.manifest) list.push([c.toString(), repo.store.path(c)])
-    for (let i = 0; i < r.space.leaves; i++) { const c = leafCid(r.space, i); list.push([c.toString(), repo.store.path(c)]) }
     await mkdir(work, { recursive: true })
-    await writeFile(join(work, 'helia-blocks.json'), JSON.stringify(list))
+    await writeFile(join(work, 'helia-blocks.json'), JSON.stringify([...blocks.manifest, ...blocks.leaves]))
     await run(process.execPath, [script, 'import', seedStore, join(work, 'helia-blocks.json')], { cwd: HELIA_DIR, timeoutSeconds: 600 })
     await writeFile(marker, '')
   }
@@ -440,7 +443,7 @@ async function helia (seedData: string, cid: string, work: string, fetchDir: str
   try {
     const addr = await until('the Helia seed', 60_000, () => { const l = out.split('\n')[0]; return l !== undefined && l.startsWith('{') ? (JSON.parse(l) as { addr: string }).addr : undefined }, 50).catch(e => { throw new Error(`${(e as Error).message}: ${err.slice(-500)}`) })
     const cpu0 = procCpu(seed.pid!)
-    const fetcher = spawn(process.execPath, [script, 'fetch', fetchStore, addr, r.space.record.tree.toString()], { cwd: HELIA_DIR, stdio: ['ignore', 'pipe', 'pipe'] })
+    const fetcher = spawn(process.execPath, [script, 'fetch', fetchStore, addr, blocks.tree], { cwd: HELIA_DIR, stdio: ['ignore', 'pipe', 'pipe'] })
     const sampler = new RssSampler(() => [seed.pid!, fetcher.pid!])
     let fout = ''
     let ferr = ''

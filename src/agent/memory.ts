@@ -9,6 +9,7 @@
 // small native module does (src/agent/malloc-trim.c, built beside the
 // agent's bundle). Without it (no C compiler, another libc) nothing trims.
 import { createRequire } from 'node:module'
+import { fileURLToPath } from 'node:url'
 import type { Logger } from '../net/logger.ts'
 
 /** The native module's file, beside the running module (the bundle's directory, as the dashboard's files). */
@@ -17,7 +18,7 @@ export const MALLOC_TRIM_MODULE = new URL('./malloc-trim.node', import.meta.url)
 /** malloc_trim(0) from the native module beside the running module, or undefined where it cannot be loaded. */
 export function loadMallocTrim (url: URL = MALLOC_TRIM_MODULE): (() => number) | undefined {
   try {
-    const m = createRequire(import.meta.url)(url.pathname) as { mallocTrim?: unknown }
+    const m = createRequire(import.meta.url)(fileURLToPath(url)) as { mallocTrim?: unknown }
     return typeof m.mallocTrim === 'function' ? m.mallocTrim as () => number : undefined
   } catch {
     return undefined
