@@ -118,27 +118,45 @@ async function seedDir (dir: string, tree: string, name: string): Promise<string
 /**
  * A directory for this run's stores, away from earlier runs' files. On an
  * ext4 without a journal (this machine's disk), creating a file within a
- * minute (five, until written back) of many files being deleted near it
- * costs the kernel a scan past every one of them (recently_deleted() in
- * ext4's inode allocator): ~2 ms an open, against ~0.05 ms, after the
- * bench removed the last run's 4,096 blocks, a cost of the bench's own
- * cleanup, not of the exchange (measured alone: 4,096 files of 64 KiB
- * written and renamed in 0.36 CPU s into a fresh directory, 3.2–4.5 CPU s,
- * nearly all in the kernel, within a minute of deleting as many beside
- * them). Runs go under a directory marked for spreading (chattr +T: ext4
- * places its subdirectories like top-level ones, in a block group of their
- * own), and so do a run's rounds; nothing is removed until the next run
- * starts (a run of three rounds holds ~3 GB).
+ * minute (five, until written back) of many files being deleted in its
+ * block group costs the kernel a scan past every one of them per create
+ * (recently_deleted() in ext4's inode allocator): measured alone, 4,096
+ * files of 64 KiB written and renamed in 0.36 CPU s into a fresh directory,
+ * in 3.2–4.5 CPU s (nearly all in the kernel) within a minute of deleting
+ * as many; in a fetch right after the last run's stores were removed, the
+ * fetcher spent half its CPU in that scan. A cost of the bench's cleanup,
+ * not of the exchange: so a run removes its stores when it ends (and any
+ * left by a run that did not), writes them back, and the next run waits
+ * until a minute has passed since. Runs go under a directory marked for
+ * spreading (chattr +T: ext4 places its subdirectories like top-level ones,
+ * in a block group of their own); a run of three rounds holds ~3 GB.
  */
 async function runDir (): Promise<string> {
   await mkdir(RUNS, { recursive: true })
   await run('chattr', ['+T', RUNS]).catch(() => {})
-  for (const n of await readdir(RUNS)) await rm(join(RUNS, n), { recursive: true, force: true })
+  await removeRuns()
+  const since = Date.now() - Number(await readFile(join(RUNS, REMOVED), 'utf8').catch(() => '0'))
+  if (since < RECENTLY_DELETED_MS) {
+    log(`waiting ${Math.ceil((RECENTLY_DELETED_MS - since) / 1000)} s: files the last run removed are still recently deleted to ext4…`)
+    await new Promise(resolve => setTimeout(resolve, RECENTLY_DELETED_MS - since))
+  }
   const dir = join(RUNS, String(Date.now()))
   await mkdir(dir)
-  // and each round's stores (a subdirectory of this one) in block groups of their own
-  await run('chattr', ['+T', dir]).catch(() => {})
   return dir
+}
+
+/** When the last stores were removed (ms since the epoch), in RUNS. */
+const REMOVED = '.removed'
+/** How long ext4 keeps scanning past an inode freed and written back. */
+const RECENTLY_DELETED_MS = 61_000
+
+/** Removes every run's stores under RUNS, writes the removal back (its window is a minute, not five) and notes when. */
+async function removeRuns (): Promise<void> {
+  const runs = (await readdir(RUNS)).filter(n => n !== REMOVED)
+  if (runs.length === 0) return
+  for (const n of runs) await rm(join(RUNS, n), { recursive: true, force: true })
+  await run('sync', [])
+  await writeFile(join(RUNS, REMOVED), String(Date.now()))
 }
 
 async function api (url: string, path: string, body?: unknown): Promise<{ status: number, body: unknown }> {
@@ -347,8 +365,8 @@ async function floor (seedData: string, cid: string, dir: string, pack = false):
   const r = pack
     ? await push(['pack-sink', join(dir, 'blocks'), String(bytes)], addr => ['pack-source', addr, listFile, join(dir, 'seed.pack')])
     : await push(['store-sink', join(dir, 'blocks'), String(bytes)], addr => ['store-source', addr, listFile])
-  // kept until the next run starts (runDir): removing 4,096 files here would make
-  // the next round's fetch pay ext4's scan past them (runDir's comment)
+  // kept until the run ends (runDir): removing 4,096 files here would make the
+  // next round's fetch pay ext4's scan past them
   await run('sync', []) // its writeback done before the next measurement starts
   return { ...r, bytes }
 }
@@ -693,6 +711,7 @@ export async function run_ (ctx: BenchContext): Promise<BenchOutput> {
     sampler.stop()
     await Promise.all(agents.map(async a => { await a.stop() }))
     if (tmpfs !== undefined) await rm(work, { recursive: true, force: true })
+    else await removeRuns()
   }
 }
 
