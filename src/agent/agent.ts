@@ -22,7 +22,7 @@ import { ListenError } from './errors.ts'
 import { loadIdentity } from './identity.ts'
 import { LiveFeed } from './live.ts'
 import { DataDirLock } from './lock.ts'
-import { MemoryTrimmer, loadMallocTrim } from './memory.ts'
+import { MemoryTrimmer, loadCollect, loadMallocTrim } from './memory.ts'
 import { addMothershipPages } from './overview.ts'
 import { dashboardPages } from './pages.ts'
 import { addCoreRoutes } from './routes.ts'
@@ -203,11 +203,13 @@ export class Agent {
     this.undo.push({ what: 'build index', fn: () => { this.watcher.stop() } })
 
     const trim = loadMallocTrim()
-    if (trim !== undefined) {
-      const trimmer = new MemoryTrimmer({ activity: () => this.traffic.total, trim, logger: this.log })
+    const collect = loadCollect()
+    if (trim === undefined) this.log.debug('malloc_trim is not available: memory malloc freed after a transfer stays with the process')
+    if (trim !== undefined || collect !== undefined) {
+      const trimmer = new MemoryTrimmer({ activity: () => this.traffic.total, ...(trim !== undefined ? { trim } : {}), ...(collect !== undefined ? { collect } : {}), logger: this.log })
       trimmer.start()
       this.undo.push({ what: 'memory trimmer', fn: () => { trimmer.stop() } })
-    } else this.log.debug('malloc_trim is not available: memory freed after a transfer stays with the process')
+    }
 
     // the mothership's overview and login, keyed on its store being here (the relay's sink made it)
     const mothership = await addMothershipPages({ dataDir: this.dataDir, api: this.api, logger: this.log })

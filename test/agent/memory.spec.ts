@@ -6,7 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import { MemoryTrimmer, loadMallocTrim } from '../../src/agent/memory.ts'
+import { MemoryTrimmer, loadCollect, loadMallocTrim } from '../../src/agent/memory.ts'
 import { buildMallocTrim } from '../../scripts/build-agentd.ts'
 
 describe('the memory trimmer', () => {
@@ -36,6 +36,37 @@ describe('the memory trimmer', () => {
     for (let i = 0; i < 3; i++) t.tick() // 22-24
     assert.deepEqual(calls, [7, 9, 13, 17, 23])
     assert.equal(t.trims, 5)
+  })
+
+  it('collects V8\'s heap before each trim, and works with either alone', () => {
+    const order: string[] = []
+    let bytes = 0
+    const both = new MemoryTrimmer({ activity: () => bytes, trim: () => { order.push('trim'); return 1 }, collect: () => { order.push('collect') } })
+    bytes += 4 << 20; both.tick()
+    both.tick(); both.tick()
+    assert.deepEqual(order, ['collect', 'trim'])
+    const collects: number[] = []
+    const alone = new MemoryTrimmer({ activity: () => bytes, collect: () => { collects.push(1) } })
+    bytes += 4 << 20; alone.tick()
+    for (let i = 0; i < 12; i++) alone.tick()
+    assert.equal(collects.length, 4)
+    assert.equal(alone.trims, 4)
+  })
+
+  it('a full collection can be had without --expose-gc, and frees what only it can', async function () {
+    this.timeout(20_000)
+    const collect = loadCollect()
+    assert.equal(typeof collect, 'function')
+    // an object promoted to the old generation, then dropped: only a full collection finalises it
+    const registry = new FinalizationRegistry<string>(() => { finalised = true })
+    let finalised = false
+    let big: Uint8Array[] | undefined = Array.from({ length: 64 }, () => new Uint8Array(1024))
+    registry.register(big, 'rings')
+    for (let i = 0; i < 4; i++) { collect!(); await new Promise(resolve => setImmediate(resolve)) }
+    big = undefined
+    collect!()
+    for (let i = 0; i < 50 && !finalised; i++) await new Promise(resolve => setTimeout(resolve, 10))
+    assert.ok(finalised, 'the dropped object was not collected')
   })
 
   it('the native module builds with the C compiler and calls malloc_trim', async function () {
