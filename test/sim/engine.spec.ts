@@ -156,6 +156,42 @@ describe('sim: shared channel', () => {
     for (const e of h.run()) assert.ok(Math.abs(e.t - bytes / h.radio.capacity) < 1e-6)
   })
 
+  it('a node switched on or off leaves the neighbours and domains a recomputation from scratch would give', () => {
+    // range 50 m over 300 m: switching one node joins, splits or leaves domains; the kept radio updates in place
+    const node = fc.tuple(fc.integer({ min: 0, max: 300 }), fc.integer({ min: 0, max: 60 }))
+    fc.assert(fc.property(fc.array(node, { minLength: 2, maxLength: 24 }), fc.array(fc.nat(), { maxLength: 40 }), (positions, toggles) => {
+      const phy = phyFor('802.11g', 54, 0)
+      const kept = new Radio(phy, 50, positions.length, () => {})
+      positions.forEach(([x, y], i) => { kept.place(i, x, y); kept.setOn(i, true) })
+      kept.topology(0)
+      const on = positions.map(() => true)
+      toggles.forEach((t, k) => {
+        const i = t % positions.length
+        on[i] = !on[i]
+        kept.setOn(i, on[i]!)
+        kept.topology(k + 1)
+        const fresh = new Radio(phy, 50, positions.length, () => {})
+        positions.forEach(([x, y], j) => { fresh.place(j, x, y); fresh.setOn(j, on[j]!) })
+        fresh.topology(k + 1)
+        const order = (r: Radio): number[] => {
+          // domains by first appearance: ids differ between the two radios, the partition and its order must not
+          const seen = new Map<number, number>()
+          return positions.map((_p, j) => {
+            const d = r.domain(j)
+            if (d < 0) return -1
+            if (!seen.has(d)) seen.set(d, seen.size)
+            return seen.get(d)!
+          })
+        }
+        assert.deepEqual(order(kept), order(fresh), `after switching ${i}`)
+        for (let j = 0; j < positions.length; j++) assert.deepEqual([...kept.neighbours(j)], [...fresh.neighbours(j)], `neighbours of ${j} after switching ${i}`)
+        // what the domains are numbered by: a new run of consecutive ids in node order
+        const ids = [...new Set(positions.map((_p, j) => kept.domain(j)).filter(d => d >= 0))]
+        for (let m = 1; m < ids.length; m++) assert.equal(ids[m], ids[m - 1]! + 1)
+      })
+    }), { numRuns: 300 })
+  })
+
   it('a transfer in progress keeps what it still owes when the domain changes', () => {
     const h = harness([[0, 0], [10, 0], [1000, 0], [1010, 0]])
     const c = h.radio.capacity
