@@ -24,6 +24,31 @@ describe('sim: event queue', () => {
   })
 })
 
+describe('sim: event queue, pushes and pops interleaved', () => {
+  it('always pops the earliest (time, sequence) of what is queued', () => {
+    // a push (time) or a pop (null), past the first growth of its arrays
+    fc.assert(fc.property(fc.array(fc.option(fc.integer({ min: 0, max: 50 }), { freq: 5 }), { minLength: 1, maxLength: 3000, size: 'max' }), ops => {
+      const q = new EventQueue()
+      const model: Array<[number, number]> = []
+      let seq = 0
+      for (const op of ops) {
+        if (op !== null) {
+          const e = q.push(op, 0, 0)
+          assert.equal(e.seq, seq)
+          model.push([op, seq++])
+          continue
+        }
+        let k = -1
+        for (let j = 0; j < model.length; j++) if (k < 0 || model[j]![0] < model[k]![0] || (model[j]![0] === model[k]![0] && model[j]![1] < model[k]![1])) k = j
+        const want = k < 0 ? undefined : model.splice(k, 1)[0]
+        const got = q.pop()
+        assert.deepEqual(got === undefined ? undefined : [got.time, got.seq], want)
+      }
+      assert.equal(q.size, model.length)
+    }), { numRuns: 30, endOnFailure: true })
+  })
+})
+
 describe('sim: random source', () => {
   it('gives equal sequences for equal seeds and different ones for different seeds', () => {
     const a = new Random(42)
