@@ -26,6 +26,9 @@ export interface Flow {
   done: boolean
 }
 
+/** partitionAfter's label for a node switched on with no neighbour: a domain of its own. */
+const NEW_DOMAIN = -2
+
 export class Domain {
   readonly id: number
   v = 0
@@ -60,6 +63,9 @@ export class Radio {
   private readonly schedule: Scheduler
   private readonly flows = new Set<Flow>()
   private dirty = true
+  /** Scratch marks for connectedAmong (a stamp per call, so they are never cleared). */
+  private readonly mark: Uint32Array
+  private stampNow = 0
   /** Bytes put on the air (transport layer, loss not included). */
   bytesOnAir = 0
 
@@ -72,6 +78,7 @@ export class Radio {
     this.nbrs = Array.from({ length: nodes }, () => [])
     this.potential = Array.from({ length: nodes }, () => [])
     this.domainOf = new Int32Array(nodes).fill(-1)
+    this.mark = new Uint32Array(nodes)
     this.schedule = schedule
   }
 
@@ -116,20 +123,37 @@ export class Radio {
   /**
    * Recomputes neighbours and domains after place/setOn. Transfers in
    * progress keep the bytes they still owe and continue in their new domain.
+   * A laptop waking or sleeping changes its neighbours' lists in place and,
+   * unless it joins or splits domains, keeps the partition without a flood
+   * fill of every link (school-1000: ~360 per laptop); the domains are
+   * rebuilt either way, in the same order and with the same ids, so a run's
+   * events are the same as with a full recomputation.
    */
   topology (now: number): void {
     if (!this.dirty) return
     this.dirty = false
     // settle every domain's progress, so each transfer knows what it still owes
-    const owed = new Map<Flow, number>()
-    for (const f of this.flows) {
+    const flows = [...this.flows]
+    const owed = new Float64Array(flows.length)
+    for (let k = 0; k < flows.length; k++) {
+      const f = flows[k]!
       const d = f.domain!
       this.advance(d, now)
-      owed.set(f, Math.max(0, f.finishV - d.v))
+      owed[k] = Math.max(0, f.finishV - d.v)
     }
-    this.computeNeighbours()
-    this.computeDomains(now)
-    for (const [f, left] of owed) {
+    if (this.moved) {
+      this.computeNeighbours()
+      this.computeDomains(now)
+    } else {
+      const switched = [...this.switched]
+      this.switched.clear()
+      for (const i of switched) this.relink(i)
+      const label = switched.length === 1 ? this.partitionAfter(switched[0]!) : undefined
+      if (label === undefined) this.computeDomains(now)
+      else this.renumberDomains(label, now)
+    }
+    for (let k = 0; k < flows.length; k++) {
+      const f = flows[k]!
       f.domain = undefined
       if (this.domainOf[f.from]! < 0) {
         // its sender went off: the engine closes the connection and cancels it
@@ -137,49 +161,130 @@ export class Radio {
         this.flows.delete(f)
         continue
       }
-      this.enter(f, left, now)
+      this.enter(f, owed[k]!, now)
     }
     for (const d of this.domains) this.reschedule(d, now)
   }
 
-  /** Neighbour lists: from scratch when nodes moved, else only around the nodes switched on or off. */
+  /** Neighbour lists from scratch (after nodes moved). */
   private computeNeighbours (): void {
     const n = this.on.length
-    if (this.moved) {
-      this.moved = false
-      this.switched.clear()
-      const r = this.range
-      const cells = new Map<string, number[]>()
-      for (let i = 0; i < n; i++) {
-        const k = `${Math.floor(this.x[i]! / r)},${Math.floor(this.y[i]! / r)}`
-        let c = cells.get(k)
-        if (c === undefined) cells.set(k, c = [])
-        c.push(i)
-      }
-      for (let i = 0; i < n; i++) {
-        const cx = Math.floor(this.x[i]! / r)
-        const cy = Math.floor(this.y[i]! / r)
-        const list = this.potential[i]!
-        list.length = 0
-        for (let dx = -1; dx <= 1; dx++) {
-          for (let dy = -1; dy <= 1; dy++) {
-            const c = cells.get(`${cx + dx},${cy + dy}`)
-            if (c === undefined) continue
-            for (const j of c) if (j !== i && this.inRange(i, j)) list.push(j)
-          }
-        }
-        list.sort((a, b) => a - b)
-      }
-      for (let i = 0; i < n; i++) this.filter(i)
-      return
-    }
-    const touched = new Set<number>()
-    for (const i of this.switched) {
-      touched.add(i)
-      for (const j of this.potential[i]!) touched.add(j)
-    }
+    this.moved = false
     this.switched.clear()
-    for (const i of touched) this.filter(i)
+    const r = this.range
+    const cells = new Map<string, number[]>()
+    for (let i = 0; i < n; i++) {
+      const k = `${Math.floor(this.x[i]! / r)},${Math.floor(this.y[i]! / r)}`
+      let c = cells.get(k)
+      if (c === undefined) cells.set(k, c = [])
+      c.push(i)
+    }
+    for (let i = 0; i < n; i++) {
+      const cx = Math.floor(this.x[i]! / r)
+      const cy = Math.floor(this.y[i]! / r)
+      const list = this.potential[i]!
+      list.length = 0
+      for (let dx = -1; dx <= 1; dx++) {
+        for (let dy = -1; dy <= 1; dy++) {
+          const c = cells.get(`${cx + dx},${cy + dy}`)
+          if (c === undefined) continue
+          for (const j of c) if (j !== i && this.inRange(i, j)) list.push(j)
+        }
+      }
+      list.sort((a, b) => a - b)
+    }
+    for (let i = 0; i < n; i++) this.filter(i)
+  }
+
+  /** A node switched on or off: its own list from scratch, itself put in or taken out of its neighbours' (kept sorted, as filter makes them). */
+  private relink (i: number): void {
+    this.filter(i)
+    const on = this.on[i] === 1
+    for (const j of this.potential[i]!) {
+      if (this.on[j] !== 1) continue
+      const list = this.nbrs[j]!
+      const at = lowerBound(list, i)
+      const there = list[at] === i
+      if (on && !there) list.splice(at, 0, i)
+      else if (!on && there) list.splice(at, 1)
+    }
+  }
+
+  /**
+   * The domain partition after one node switched, as a label per node (the
+   * old domain's id, or NEW_DOMAIN for a node alone), when it is the old one
+   * with that node added or removed; undefined when the node joins two
+   * domains or its leaving may split one (then a full flood fill decides).
+   */
+  private partitionAfter (i: number): Int32Array | undefined {
+    const label = this.domainOf
+    if (this.on[i] === 1) {
+      if (label[i] !== -1) return undefined
+      let joined = NEW_DOMAIN
+      for (const j of this.nbrs[i]!) {
+        const l = label[j]!
+        if (joined === NEW_DOMAIN) joined = l
+        else if (l !== joined) return undefined
+      }
+      label[i] = joined
+      return label
+    }
+    if (label[i] === -1) return undefined
+    // its leaving splits nothing when the neighbours it leaves reach each other without it
+    const left = this.potential[i]!.filter(j => this.on[j] === 1)
+    label[i] = -1
+    if (left.length > 1 && !this.connectedAmong(left)) {
+      return undefined
+    }
+    return label
+  }
+
+  /** Whether nodes reach each other over links between themselves alone. */
+  private connectedAmong (set: number[]): boolean {
+    const stamp = ++this.stampNow
+    const mark = this.mark
+    for (const j of set) mark[j] = stamp
+    const seen = stamp + 1
+    this.stampNow++
+    const stack = [set[0]!]
+    mark[set[0]!] = seen
+    let reached = 1
+    while (stack.length > 0 && reached < set.length) {
+      const u = stack.pop()!
+      for (const v of this.nbrs[u]!) {
+        if (mark[v] !== stamp) continue
+        mark[v] = seen
+        reached++
+        stack.push(v)
+      }
+    }
+    return reached === set.length
+  }
+
+  /** New domains for an unchanged partition, numbered as computeDomains would: by each domain's lowest node. */
+  private renumberDomains (label: Int32Array, now: number): void {
+    const old = this.domains
+    const base = old.length > 0 ? old[0]!.id : 0
+    for (const d of old) {
+      d.gen++
+      d.at = Infinity
+      d.heap.length = 0
+      d.active = 0
+    }
+    // old ids are consecutive (one computeDomains made them all); a node alone is one past them
+    const fresh = new Array<Domain | undefined>(old.length + 1).fill(undefined)
+    this.domains = []
+    for (let i = 0; i < label.length; i++) {
+      const l = label[i]!
+      if (l === -1) continue
+      const k = l === NEW_DOMAIN ? old.length : l - base
+      let d = fresh[k]
+      if (d === undefined) {
+        d = fresh[k] = new Domain(this.nextDomain++, now)
+        this.domains.push(d)
+      }
+      label[i] = d.id
+    }
   }
 
   private filter (i: number): void {
@@ -220,7 +325,12 @@ export class Radio {
   }
 
   private domainById (id: number): Domain | undefined {
-    // domains are created in increasing id order
+    // domains are created in increasing id order, all of them by one computeDomains or renumberDomains: consecutive ids
+    const ds = this.domains
+    if (ds.length > 0) {
+      const d = ds[id - ds[0]!.id]
+      if (d !== undefined && d.id === id) return d
+    }
     let lo = 0
     let hi = this.domains.length - 1
     while (lo <= hi) {
@@ -366,4 +476,16 @@ function popFlow (h: Flow[]): Flow | undefined {
     h[i] = last
   }
   return top
+}
+
+/** The first position in a sorted list whose value is not below x. */
+function lowerBound (list: number[], x: number): number {
+  let lo = 0
+  let hi = list.length
+  while (lo < hi) {
+    const m = (lo + hi) >> 1
+    if (list[m]! < x) lo = m + 1
+    else hi = m
+  }
+  return lo
 }

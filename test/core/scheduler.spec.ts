@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import fc from 'fast-check'
 import { bitfieldLength, emptyBitfield, fullBitfield, setBit, countBits, hasBit, clearBit, isBitfieldFor } from '../../src/core/exchange/index.ts'
 import { FetchState, HELD, MISSING } from '../../src/core/exchange/fetch-state.ts'
 import { pickEndgame, pickRarest, type PickLimits } from '../../src/core/exchange/scheduler.ts'
@@ -51,6 +52,39 @@ describe('leaf picker', () => {
     const seedOut: number[] = []
     pickRarest(st, limits({ onlyUnshared: true }), seedOut)
     assert.deepEqual(seedOut, [9])
+  })
+
+  it('asks a partial peer for its rarest leaves in the random order, however many are wanted', () => {
+    // a reference for the bitfield path: every candidate sorted by (holders, place in the order), the first `want`, rarest first, within the bytes
+    fc.assert(fc.property(fc.integer({ min: 1, max: 600 }), fc.integer({ min: 0, max: 1 << 30 }), fc.integer({ min: 0, max: 120_000 }), fc.integer({ min: 1, max: 300 }), (n, seed, maxBytes, maxCount) => {
+      const r = rng(seed)
+      const held = emptyBitfield(n)
+      const peer = emptyBitfield(n)
+      for (let i = 0; i < n; i++) {
+        if (r() < 0.2) setBit(held, i)
+        if (r() < 0.5) setBit(peer, i)
+      }
+      const st = new FetchState(sizes(n), held, rng(seed + 1))
+      for (let i = 0; i < n; i++) st.avail[i] = r() < 0.02 ? 256 + Math.floor(r() * 50) : Math.floor(r() * 5)
+      const l = limits({ peerBits: peer, maxBytes, maxCount, atLeastOne: r() < 0.5 })
+      const out: number[] = []
+      pickRarest(st, l, out)
+      const want = Math.min(maxCount, Math.ceil(maxBytes / 1000) + 1)
+      const candidates: number[] = []
+      for (let i = 0; i < n; i++) if (st.state[i] === MISSING && hasBit(peer, i)) candidates.push(i)
+      if (candidates.length > Math.max(8 * want, 256)) return // the sampled scan's case, not this path
+      const bucket = (i: number): number => Math.min(255, st.avail[i]!)
+      const chosen = candidates.sort((x, y) => bucket(x) - bucket(y) || st.rank[x]! - st.rank[y]!).slice(0, want).sort((x, y) => st.avail[x]! - st.avail[y]!)
+      const expected: number[] = []
+      let bytes = 0
+      for (const i of chosen) {
+        if (expected.length >= maxCount) break
+        if (bytes + 1000 > maxBytes && !(l.atLeastOne && bytes === 0 && expected.length === 0)) continue
+        expected.push(i)
+        bytes += 1000
+      }
+      assert.deepEqual(out, expected)
+    }), { numRuns: 400 })
   })
 
   it('never picks a leaf already requested; in end-game only those requested exactly once elsewhere', () => {

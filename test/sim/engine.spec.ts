@@ -24,6 +24,31 @@ describe('sim: event queue', () => {
   })
 })
 
+describe('sim: event queue, pushes and pops interleaved', () => {
+  it('always pops the earliest (time, sequence) of what is queued', () => {
+    // a push (time) or a pop (null), past the first growth of its arrays
+    fc.assert(fc.property(fc.array(fc.option(fc.integer({ min: 0, max: 50 }), { freq: 5 }), { minLength: 1, maxLength: 3000, size: 'max' }), ops => {
+      const q = new EventQueue()
+      const model: Array<[number, number]> = []
+      let seq = 0
+      for (const op of ops) {
+        if (op !== null) {
+          const e = q.push(op, 0, 0)
+          assert.equal(e.seq, seq)
+          model.push([op, seq++])
+          continue
+        }
+        let k = -1
+        for (let j = 0; j < model.length; j++) if (k < 0 || model[j]![0] < model[k]![0] || (model[j]![0] === model[k]![0] && model[j]![1] < model[k]![1])) k = j
+        const want = k < 0 ? undefined : model.splice(k, 1)[0]
+        const got = q.pop()
+        assert.deepEqual(got === undefined ? undefined : [got.time, got.seq], want)
+      }
+      assert.equal(q.size, model.length)
+    }), { numRuns: 30, endOnFailure: true })
+  })
+})
+
 describe('sim: random source', () => {
   it('gives equal sequences for equal seeds and different ones for different seeds', () => {
     const a = new Random(42)
@@ -154,6 +179,42 @@ describe('sim: shared channel', () => {
     h.radio.start(2, 3, bytes, 'b', 0)
     assert.notEqual(h.radio.domain(0), h.radio.domain(2))
     for (const e of h.run()) assert.ok(Math.abs(e.t - bytes / h.radio.capacity) < 1e-6)
+  })
+
+  it('a node switched on or off leaves the neighbours and domains a recomputation from scratch would give', () => {
+    // range 50 m over 300 m: switching one node joins, splits or leaves domains; the kept radio updates in place
+    const node = fc.tuple(fc.integer({ min: 0, max: 300 }), fc.integer({ min: 0, max: 60 }))
+    fc.assert(fc.property(fc.array(node, { minLength: 2, maxLength: 24 }), fc.array(fc.nat(), { maxLength: 40 }), (positions, toggles) => {
+      const phy = phyFor('802.11g', 54, 0)
+      const kept = new Radio(phy, 50, positions.length, () => {})
+      positions.forEach(([x, y], i) => { kept.place(i, x, y); kept.setOn(i, true) })
+      kept.topology(0)
+      const on = positions.map(() => true)
+      toggles.forEach((t, k) => {
+        const i = t % positions.length
+        on[i] = !on[i]
+        kept.setOn(i, on[i]!)
+        kept.topology(k + 1)
+        const fresh = new Radio(phy, 50, positions.length, () => {})
+        positions.forEach(([x, y], j) => { fresh.place(j, x, y); fresh.setOn(j, on[j]!) })
+        fresh.topology(k + 1)
+        const order = (r: Radio): number[] => {
+          // domains by first appearance: ids differ between the two radios, the partition and its order must not
+          const seen = new Map<number, number>()
+          return positions.map((_p, j) => {
+            const d = r.domain(j)
+            if (d < 0) return -1
+            if (!seen.has(d)) seen.set(d, seen.size)
+            return seen.get(d)!
+          })
+        }
+        assert.deepEqual(order(kept), order(fresh), `after switching ${i}`)
+        for (let j = 0; j < positions.length; j++) assert.deepEqual([...kept.neighbours(j)], [...fresh.neighbours(j)], `neighbours of ${j} after switching ${i}`)
+        // what the domains are numbered by: a new run of consecutive ids in node order
+        const ids = [...new Set(positions.map((_p, j) => kept.domain(j)).filter(d => d >= 0))]
+        for (let m = 1; m < ids.length; m++) assert.equal(ids[m], ids[m - 1]! + 1)
+      })
+    }), { numRuns: 300 })
   })
 
   it('a transfer in progress keeps what it still owes when the domain changes', () => {

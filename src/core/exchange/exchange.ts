@@ -53,6 +53,12 @@ const CROWD_MEMORY = 30_000
 /** The exchange core. See types.ts for its inputs and outputs. */
 export class Exchange implements Core<ExchangeInput, ExchangeOutput> {
   private readonly peers = new Map<PeerId, Peer>()
+  /**
+   * The same peers in an array, in no particular order: the counts and
+   * maxima taken over every peer once per input (sourceCount, fastestRate)
+   * walk it instead of the map's iterator.
+   */
+  private readonly peerArray: Peer[] = []
   private readonly builds = new Map<string, Build>()
   /** Held builds, highest priority first, then oldest first. */
   private ordered: Build[] = []
@@ -219,6 +225,7 @@ export class Exchange implements Core<ExchangeInput, ExchangeOutput> {
     }
     const p = new Peer(id, this.tuning, this.controlRate, this.now)
     this.peers.set(id, p)
+    this.peerArray.push(p)
     for (const b of this.ordered) {
       if (b.complete) this.send(p, this.haveOf(b))
       else if (b.interestSent) this.send(p, { type: 'interest', root: b.root, interested: true })
@@ -774,6 +781,11 @@ export class Exchange implements Core<ExchangeInput, ExchangeOutput> {
     p.builds.clear()
     this.ledger.remove(p.id, this.now)
     this.peers.delete(p.id)
+    const at = this.peerArray.indexOf(p)
+    if (at >= 0) {
+      this.peerArray[at] = this.peerArray[this.peerArray.length - 1]!
+      this.peerArray.pop()
+    }
     this.toRefill.delete(p)
     this.refillEveryone = true
   }
@@ -940,7 +952,9 @@ export class Exchange implements Core<ExchangeInput, ExchangeOutput> {
     if (this.sources < 0) {
       this.sources = 0
       let best = 0
-      for (const q of this.peers.values()) {
+      const all = this.peerArray
+      for (let k = 0; k < all.length; k++) {
+        const q = all[k]!
         if (q.window.blocks > 0) this.sources++
         // a rate is a decaying maximum that decays only as frames come: a peer heard from long ago may keep one from a quieter minute
         if (this.now - q.lastProgress < CROWD_MEMORY) best = Math.max(best, q.window.rate)
@@ -955,7 +969,8 @@ export class Exchange implements Core<ExchangeInput, ExchangeOutput> {
   private fastestRate (): number {
     if (this.bestRate < 0) {
       this.bestRate = 0
-      for (const q of this.peers.values()) if (q.window.rate > this.bestRate) this.bestRate = q.window.rate
+      const all = this.peerArray
+      for (let k = 0; k < all.length; k++) if (all[k]!.window.rate > this.bestRate) this.bestRate = all[k]!.window.rate
     }
     return this.bestRate
   }

@@ -12,6 +12,9 @@ const BUCKETS = 256
 const histogram = new Uint32Array(BUCKETS)
 /** Sort keys of a sparse peer's candidates: (rarity bucket, place in the random order, leaf), one float each. */
 let keys = new Float64Array(256)
+/** pickAmong keeps the smallest keys by insertion below this many wanted, else sorts them all. */
+const SELECT_BELOW = 48
+const selected = new Float64Array(SELECT_BELOW)
 /** 2^20: MAX_LEAVES, so a place or a leaf index fits below it and a key below 2^48. */
 const SPAN = 0x100000
 
@@ -127,9 +130,30 @@ function pickAmong (st: FetchState, l: PickLimits, want: number, out: number[]):
       keys[m++] = (Math.min(BUCKETS - 1, st.avail[i]!) * SPAN + st.rank[i]!) * SPAN + i
     }
   }
-  const sorted = keys.subarray(0, m).sort()
   const picks: number[] = []
-  for (let q = 0; q < m && q < want; q++) picks.push(sorted[q]! % SPAN)
+  if (want < SELECT_BELOW && want < m) {
+    // the want smallest keys, kept sorted as they come: a typed array's sort costs more than this when few are wanted
+    const best = selected
+    let c = 0
+    for (let q = 0; q < m; q++) {
+      const x = keys[q]!
+      if (c === want) {
+        if (x >= best[c - 1]!) continue
+        c--
+      }
+      let at = c
+      while (at > 0 && best[at - 1]! > x) {
+        best[at] = best[at - 1]!
+        at--
+      }
+      best[at] = x
+      c++
+    }
+    for (let q = 0; q < c; q++) picks.push(best[q]! % SPAN)
+  } else {
+    const sorted = keys.subarray(0, m).sort()
+    for (let q = 0; q < m && q < want; q++) picks.push(sorted[q]! % SPAN)
+  }
   picks.sort((x, y) => st.avail[x]! - st.avail[y]!) // as the scan orders its picks (only ≥ BUCKETS - 1 holders can differ)
   trim(st, picks, l, out)
 }
