@@ -333,7 +333,17 @@ async function push (sinkArgs: string[], sourceArgs: (addr: string) => string[])
  * leaves in the build's order, with the tree's root; undefined when the
  * seed does not hold the build.
  */
-async function seedBlocks (seedData: string, cid: string): Promise<{ tree: string, manifest: Array<[string, string]>, leaves: Array<[string, string]> } | undefined> {
+async function seedBlocks (seedData: string, cid: string): Promise<SeedBlocks | undefined> {
+  const key = `${seedData}\n${cid}`
+  if (!seedBlocksRead.has(key)) seedBlocksRead.set(key, await readSeedBlocks(seedData, cid))
+  return seedBlocksRead.get(key)
+}
+
+/** seedBlocks' answers: the floors and Helia ask every round. */
+const seedBlocksRead = new Map<string, SeedBlocks | undefined>()
+interface SeedBlocks { tree: string, manifest: Array<[string, string]>, leaves: Array<[string, string]>, leafBytes: number }
+
+async function readSeedBlocks (seedData: string, cid: string): Promise<SeedBlocks | undefined> {
   const { Repo } = await import('../src/content/repo.ts')
   const { readIndexSpace, leafCid } = await import('../src/content/index-space.ts')
   const repo = new Repo(seedData)
@@ -341,8 +351,13 @@ async function seedBlocks (seedData: string, cid: string): Promise<{ tree: strin
   if (r.status !== 'ready') return undefined
   const entry = (c: CID): [string, string] => [c.toString(), repo.store.path(c)]
   const leaves: Array<[string, string]> = []
-  for (let i = 0; i < r.space.leaves; i++) leaves.push(entry(leafCid(r.space, i)))
-  return { tree: r.space.record.tree.toString(), manifest: r.space.manifest.map(entry), leaves }
+  let leafBytes = 0
+  for (let i = 0; i < r.space.leaves; i++) {
+    const leaf = entry(leafCid(r.space, i))
+    leaves.push(leaf)
+    leafBytes += (await stat(leaf[1])).size
+  }
+  return { tree: r.space.record.tree.toString(), manifest: r.space.manifest.map(entry), leaves, leafBytes }
 }
 
 /**
@@ -355,13 +370,10 @@ async function seedBlocks (seedData: string, cid: string): Promise<{ tree: strin
 async function floor (seedData: string, cid: string, dir: string, pack = false): Promise<{ seconds: number, bytes: number, cpuSender: number, cpuReceiver: number }> {
   const blocks = await seedBlocks(seedData, cid)
   if (blocks === undefined) throw new Error(`the seed does not hold ${cid}`)
-  const list = blocks.leaves
-  let bytes = 0
-  for (const [, path] of list) bytes += (await stat(path)).size
-  await rm(dir, { recursive: true, force: true })
+  const bytes = blocks.leafBytes
   await mkdir(dir, { recursive: true })
   const listFile = join(dir, 'leaves.json')
-  await writeFile(listFile, JSON.stringify(list))
+  await writeFile(listFile, JSON.stringify(blocks.leaves))
   const r = pack
     ? await push(['pack-sink', join(dir, 'blocks'), String(bytes)], addr => ['pack-source', addr, listFile, join(dir, 'seed.pack')])
     : await push(['store-sink', join(dir, 'blocks'), String(bytes)], addr => ['store-source', addr, listFile])
@@ -370,6 +382,15 @@ async function floor (seedData: string, cid: string, dir: string, pack = false):
   await run('sync', []) // its writeback done before the next measurement starts
   return { ...r, bytes }
 }
+
+/** MB/s of each path in one round. */
+interface Round { ceiling?: number, floor?: number, pack?: number, fetch?: number, helia?: number }
+
+/** The two floors as the rounds run and report them. */
+const FLOORS = [
+  { id: 'f', dir: 'floor', what: 'bare stream + the store\'s work', row: 'the same + read, sha-256, a file per block', result: 'floor' },
+  { id: 'p', dir: 'pack', what: 'bare stream + the work of a pack store', row: 'the same into packs: a read, a writev per MiB', result: 'packFloor' }
+] as const
 
 // ---- (c) Helia ----------------------------------------------------------------
 
@@ -542,10 +563,10 @@ export async function run_ (ctx: BenchContext): Promise<BenchOutput> {
 
     // on a loaded machine the load moves between one measurement and the next: with --rounds=N the
     // three alternate N times and each ratio is taken within a round, then the median of the rounds
-    const perRound: Array<{ ceiling?: number, floor?: number, pack?: number, fetch?: number, helia?: number }> = []
+    const perRound: Round[] = []
     for (let round = 1; round <= rounds; round++) {
       const tag = rounds > 1 ? ` [${round}]` : ''
-      const r: { ceiling?: number, floor?: number, pack?: number, fetch?: number, helia?: number } = {}
+      const r: Round = {}
       perRound.push(r)
       if (only.has('a')) {
         log(`(a) bare libp2p stream${tag}…`)
@@ -604,19 +625,14 @@ export async function run_ (ctx: BenchContext): Promise<BenchOutput> {
       }
       // the floors last in a round: each writes the build to the disk again, and the
       // writeback that follows slowed the fetch run after them (receiver CPU ×2)
-      if (only.has('f')) {
-        log(`(f) bare stream + the store's work${tag}…`)
-        const f = await floor(seed, cid, join(work, `floor-${round}`))
-        r.floor = f.bytes / MB / f.seconds
-        rows.push([`(f) the same + read, sha-256, a file per block${tag}`, f.seconds.toFixed(2), mbs(f.bytes, f.seconds), Number.isNaN(ceilingS) ? '-' : (ceilingS / f.seconds * (f.bytes / (size << 20))).toFixed(2), f.cpuSender.toFixed(1), f.cpuReceiver.toFixed(1)])
-        results.floor ??= { ...f, mbPerS: r.floor }
-      }
-      if (only.has('p')) {
-        log(`(p) bare stream + the work of a pack store${tag}…`)
-        const f = await floor(seed, cid, join(work, `pack-${round}`), true)
-        r.pack = f.bytes / MB / f.seconds
-        rows.push([`(p) the same into packs: a read, a writev per MiB${tag}`, f.seconds.toFixed(2), mbs(f.bytes, f.seconds), Number.isNaN(ceilingS) ? '-' : (ceilingS / f.seconds * (f.bytes / (size << 20))).toFixed(2), f.cpuSender.toFixed(1), f.cpuReceiver.toFixed(1)])
-        results.packFloor ??= { ...f, mbPerS: r.pack }
+      for (const fl of FLOORS) {
+        if (!only.has(fl.id)) continue
+        log(`(${fl.id}) ${fl.what}${tag}…`)
+        const f = await floor(seed, cid, join(work, `${fl.dir}-${round}`), fl.id === 'p')
+        const rate = f.bytes / MB / f.seconds
+        r[fl.id === 'p' ? 'pack' : 'floor'] = rate
+        rows.push([`(${fl.id}) ${fl.row}${tag}`, f.seconds.toFixed(2), mbs(f.bytes, f.seconds), Number.isNaN(ceilingS) ? '-' : (ceilingS / f.seconds * (f.bytes / (size << 20))).toFixed(2), f.cpuSender.toFixed(1), f.cpuReceiver.toFixed(1)])
+        results[fl.result] ??= { ...f, mbPerS: rate }
       }
 
       log(`  load average ${loadavg().map(x => x.toFixed(1)).join(' ')}`)
@@ -626,11 +642,13 @@ export async function run_ (ctx: BenchContext): Promise<BenchOutput> {
       tables.push(`build: ${formatBytes(size << 20)} of pseudo-random files${Number.isFinite(buildBytes) ? ` (${buildBytes} bytes of leaves)` : ''}; loopback, two processes`)
       tables.push(formatTable(['path', 'seconds', 'MB/s', 'of ceiling', 'CPU s sender', 'CPU s receiver'], rows, 'lrrrrr'))
       const ratios: string[] = []
-      const ofCeiling = perRound.filter(r => r.fetch !== undefined && r.ceiling !== undefined).map(r => r.fetch! / r.ceiling!)
-      const ofHelia = perRound.filter(r => r.fetch !== undefined && r.helia !== undefined).map(r => r.fetch! / r.helia!)
-      const floorOfCeiling = perRound.filter(r => r.floor !== undefined && r.ceiling !== undefined).map(r => r.floor! / r.ceiling!)
-      const packOfCeiling = perRound.filter(r => r.pack !== undefined && r.ceiling !== undefined).map(r => r.pack! / r.ceiling!)
-      const ofFloor = perRound.filter(r => r.fetch !== undefined && r.floor !== undefined).map(r => r.fetch! / r.floor!)
+      /** a ÷ b in every round that measured both */
+      const per = (a: keyof Round, b: keyof Round): number[] => perRound.flatMap(r => r[a] !== undefined && r[b] !== undefined ? [r[a] / r[b]] : [])
+      const ofCeiling = per('fetch', 'ceiling')
+      const ofHelia = per('fetch', 'helia')
+      const floorOfCeiling = per('floor', 'ceiling')
+      const packOfCeiling = per('pack', 'ceiling')
+      const ofFloor = per('fetch', 'floor')
       const each = (xs: number[], d: number): string => xs.length > 1 ? ` (rounds: ${xs.map(x => x.toFixed(d)).join(', ')}; median)` : ''
       if (ofCeiling.length > 0) ratios.push(`fetch / ceiling: ${median(ofCeiling).toFixed(2)}${each(ofCeiling, 2)}`)
       if (ofHelia.length > 0) ratios.push(`fetch / Helia: ${median(ofHelia).toFixed(2)}x${each(ofHelia, 2)}`)

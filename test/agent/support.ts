@@ -6,19 +6,11 @@ import { readFile } from 'node:fs/promises'
 import { request } from 'node:http'
 import { join } from 'node:path'
 import { BIN } from '../support/cli.ts'
+import { until } from '../support/wait.ts'
 
 export interface LogRecord { time: string, level: string, component: string, msg: string, [k: string]: unknown }
 
-/** Polls `check` every `everyMs` until it returns a value other than undefined; throws after `timeoutMs` with `what`. */
-export async function until<T> (what: string, timeoutMs: number, check: () => T | undefined | Promise<T | undefined>, everyMs = 50): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const v = await check()
-    if (v !== undefined) return v
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await new Promise(resolve => setTimeout(resolve, everyMs))
-  }
-}
+export { until }
 
 /** The command line that runs `node BIN …args`, inside `netns` when given. */
 function command (args: string[], netns?: string, entry = BIN): [string, string[]] {

@@ -4,7 +4,6 @@
 // /xo-mesh/blocks/1.0.0 with the real codec and misbehaves on purpose.
 import { createCipheriv, createHash, randomBytes } from 'node:crypto'
 import { mkdir, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { request } from 'node:http'
 import { join } from 'node:path'
 import { createLibp2p, type Libp2p } from 'libp2p'
@@ -38,14 +37,7 @@ export async function makeTree (dir: string, bytes: number, seed = 'xo-mesh-bloc
   }
 }
 
-/** A TCP port free right now on 127.0.0.1. */
-export async function freePort (): Promise<number> {
-  const server = createServer()
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  const port = (server.address() as { port: number }).port
-  await new Promise(resolve => server.close(resolve))
-  return port
-}
+export { freePort } from '../support/wait.ts'
 
 /** Writes DATA/config.yaml (the agent reads it at start). */
 export async function writeConfig (dataDir: string, yaml: string): Promise<void> {
