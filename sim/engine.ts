@@ -79,7 +79,10 @@ export class Conn {
 interface ClaimsDelivery { from: number, message: unknown, to: number[], epochs: number[] }
 
 export class SimNode {
+  /** Index in this engine's arrays. */
   readonly id: number
+  /** Its number in the whole scenario (node-K): the id, unless the run is in parts (sim/parts.ts). */
+  readonly index: number
   readonly name: string
   readonly group: number
   core: Exchange
@@ -104,8 +107,9 @@ export class SimNode {
   /** Peers refused until then (bans). */
   readonly refused = new Map<number, number>()
 
-  constructor (id: number, name: string, group: number, builds: number, random: Random, core: Exchange, battery: number, virtual: boolean) {
+  constructor (id: number, index: number, name: string, group: number, builds: number, random: Random, core: Exchange, battery: number, virtual: boolean) {
     this.id = id
+    this.index = index
     this.name = name
     this.group = group
     this.held = new Array<HeldBuild | undefined>(builds).fill(undefined)
@@ -167,10 +171,15 @@ export class Engine {
    */
   private readonly peerNames: string[] = []
 
-  constructor (scenario: Scenario, hooks: EngineHooks = {}) {
+  /** The builds' leaf sizes are drawn from it: in a run in parts, a stream of the seed alone, so every part has the same builds. */
+  private readonly buildRandom: Random | undefined
+
+  /** part: the group this engine simulates alone (parts: groups), with streams of its own; undefined: the whole scenario. */
+  constructor (scenario: Scenario, hooks: EngineHooks = {}, part?: number) {
     this.scenario = scenario
     this.hooks = hooks
-    this.random = new Random([scenario.seed, 0x5eed])
+    this.random = new Random(part === undefined ? [scenario.seed, 0x5eed] : [scenario.seed, 0x5eed, 0x9a47, part])
+    this.buildRandom = part === undefined ? undefined : new Random([scenario.seed, 0x5eed, 0xb11d])
     const phy = phyFor(scenario.radio.standard, scenario.radio.rateMbps, scenario.radio.loss)
     this.latency = scenario.radio.latencyMs
     this.maxPeers = scenario.exchange.maxPeers
@@ -184,7 +193,7 @@ export class Engine {
     const s = this.scenario
     const phy = phyFor(s.radio.standard, s.radio.rateMbps, s.radio.loss)
     ;(this as { radio: Radio }).radio = new Radio(phy, s.radio.rangeM, nodeCount, (time, d, gen) => { this.queue.push(time, EV.DOMAIN, -1, gen, d) })
-    const buildRandom = this.random.fork(1)
+    const buildRandom = this.buildRandom ?? this.random.fork(1)
     for (const [i, c] of s.content.entries()) {
       const b = makeBuild(buildRandom, i, c.name, c.bytes)
       this.builds.push(b)
@@ -192,13 +201,13 @@ export class Engine {
     }
   }
 
-  /** Creates a node (not yet up). */
-  addNode (name: string, group: number, battery: number, virtual = false): SimNode {
+  /** Creates a node (not yet up); index: its number in the whole scenario. */
+  addNode (name: string, group: number, battery: number, virtual = false, index = this.nodes.length): SimNode {
     const id = this.nodes.length
     const random = this.random.fork(100 + id)
     const core = this.newCore(random, virtual)
     this.peerNames.push(String(id))
-    const n = new SimNode(id, name, group, this.builds.length, random, core, battery, virtual)
+    const n = new SimNode(id, index, name, group, this.builds.length, random, core, battery, virtual)
     this.nodes.push(n)
     if (this.electionAt.length < this.nodes.length) {
       const size = Math.max(16, this.nodes.length * 2)

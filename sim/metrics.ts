@@ -22,6 +22,10 @@ export interface Sample {
   /** Components (of two or more laptops) and servers, when an election runs. */
   components: number
   servers: number
+  /** Whether, at this sample, some component had split brain (settled, and at all) or was settled without a server: what the s of the summary add up. */
+  split: boolean
+  splitRaw: boolean
+  none: boolean
 }
 
 /** A change of a component's elected server: at t, the component led by its lowest node number takes `server` (node name, or null: none). */
@@ -50,8 +54,8 @@ export class Metrics {
       for (let b = 0; b < complete.length; b++) if (n.held[b]?.complete === true) complete[b]!++
     }
     const el = e.hooks.election
-    const [components, servers] = el !== undefined ? this.sampleElection(e, now, dt) : [0, 0]
-    this.samples.push({ t: now, complete, bytesOnAir: e.radio.bytesOnAir, up, flows: e.radio.active, components, servers })
+    const flags = el !== undefined ? this.sampleElection(e, now, dt) : { components: 0, servers: 0, split: false, splitRaw: false, none: false }
+    this.samples.push({ t: now, complete, bytesOnAir: e.radio.bytesOnAir, up, flows: e.radio.active, ...flags })
     if (now < e.scenario.duration) e.queue.push(now + e.scenario.sampleMs, 7, -1)
   }
 
@@ -80,7 +84,7 @@ export class Metrics {
     return out
   }
 
-  private sampleElection (e: Engine, now: number, dt: number): [number, number] {
+  private sampleElection (e: Engine, now: number, dt: number): Pick<Sample, 'components' | 'servers' | 'split' | 'splitRaw' | 'none'> {
     const el = e.hooks.election!
     let split = false
     let splitRaw = false
@@ -107,7 +111,8 @@ export class Metrics {
         seen.add(id)
         if (!this.current.has(id) || this.current.get(id) !== server) {
           this.current.set(id, server)
-          this.elected.push({ t_s: now / 1000, component: id, members: members.length, server })
+          // named by its node number in the whole scenario (a part's engine numbers its own nodes from 0)
+          this.elected.push({ t_s: now / 1000, component: e.nodes[id]!.index, members: members.length, server })
         }
       }
     }
@@ -115,6 +120,6 @@ export class Metrics {
     if (split) this.splitBrain += dt
     if (splitRaw) this.splitBrainRaw += dt
     if (none) this.noServer += dt
-    return [groups, serversTotal]
+    return { components: groups, servers: serversTotal, split, splitRaw, none }
   }
 }

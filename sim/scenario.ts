@@ -63,6 +63,12 @@ export interface Scenario {
   sampleMs: number
   /** A signed advisory for one build, offered to `on` at `at` and spread by the advisory core (sim/advisory/); undefined: none. */
   advisory?: AdvisorySpec | undefined
+  /**
+   * 'groups': the groups share no air (checked), so each is simulated on its
+   * own, with its own mothership, churn and random streams, and the parts can
+   * run in several processes (sim/parts.ts); 'whole' (default): one engine.
+   */
+  parts?: 'whole' | 'groups'
 }
 
 export interface AdvisorySpec {
@@ -202,7 +208,7 @@ export function parseScenario (text: string, file = 'scenario'): Scenario {
     throw new ScenarioError(`${file}:${pos.line}: not valid YAML: ${e.message.split('\n')[0]}`)
   }
   if (!isMap(doc.contents)) throw new ScenarioError(`${file}:1: a scenario is a YAML mapping (name:, radio:, nodes:, …), got ${doc.contents === null ? 'an empty document' : 'something else'}`)
-  const top = r.map(doc.contents, '', ['name', 'seed', 'duration', 'start', 'radio', 'area', 'groups', 'nodes', 'content', 'churn', 'mobility', 'exchange', 'election', 'sample', 'advisory'])
+  const top = r.map(doc.contents, '', ['name', 'seed', 'duration', 'start', 'radio', 'area', 'groups', 'nodes', 'content', 'churn', 'mobility', 'exchange', 'election', 'sample', 'advisory', 'parts'])
   const get = (k: string): YamlNode | null | undefined => top.get(k)?.value
   const need = (k: string): YamlNode | null => {
     const v = top.get(k)
@@ -384,5 +390,19 @@ export function parseScenario (text: string, file = 'scenario'): Scenario {
     }
   }
 
-  return { name, seed, duration, start, radio, area, groups, nodes, content, churn, mobility, exchange, election, sampleMs, advisory }
+  let parts: Scenario['parts'] = 'whole'
+  if (get('parts') !== undefined) {
+    const node = get('parts')!
+    parts = r.string(node, 'parts', ['whole', 'groups']) as Scenario['parts']
+    if (parts === 'groups') {
+      // each group runs in an engine of its own: nothing may reach across groups but the mothership's uplinks
+      if (groups === undefined) r.fail(node, 'parts', 'parts: groups needs a groups: section')
+      if (!(groups.spacingM > radio.rangeM)) r.fail(top.get('groups')!.value, 'groups.spacing_m', `parts: groups needs groups that share no air: spacing_m (${groups.spacingM}) must be more than radio.range_m (${radio.rangeM})`)
+      const k = nodes.findIndex(n => !n.perGroup)
+      if (k >= 0) r.fail(r.seq(need('nodes'), 'nodes')[k], `nodes[${k}].per`, 'parts: groups needs every node spec placed per: group (a node of per: all may land in any group)')
+      if (advisory !== undefined) r.fail(top.get('advisory')!.key, 'advisory', 'parts: groups does not simulate an advisory yet (its spread is measured over one engine): use parts: whole')
+    }
+  }
+
+  return { name, seed, duration, start, radio, area, groups, nodes, content, churn, mobility, exchange, election, sampleMs, advisory, parts }
 }

@@ -35,12 +35,18 @@ export class World {
   private readonly random: Random
   private readonly s: Scenario
   private readonly mobile: number[] = []
+  /** The group simulated alone (parts: groups, sim/parts.ts), or undefined: every node. */
+  readonly part: number | undefined
+  /** Churn per hour over this world's laptops: the scenario's, or a part's share of it. */
+  private churnPerHour: number
 
-  constructor (scenario: Scenario, hooks: EngineHooks) {
+  constructor (scenario: Scenario, hooks: EngineHooks, part?: number) {
     this.s = scenario
+    this.part = part
+    this.churnPerHour = scenario.churn.joinLeavePerHour
     // the engine keeps this very object: hooks set on it later (the election) are seen
     hooks.world = (_e, ev) => this.onEvent(ev)
-    this.engine = new Engine(scenario, hooks)
+    this.engine = new Engine(scenario, hooks, part)
     this.random = this.engine.random.fork(2)
   }
 
@@ -55,12 +61,17 @@ export class World {
       else for (let k = 0; k < spec.count; k++) plan.push({ spec, group: spec.placement === 'center' ? -1 : this.random.int(groups) })
     }
     const hasUplink = plan.some(p => p.spec.uplink !== undefined) || s.content.some(c => c.on.includes('uplink'))
-    e.init(plan.length + (hasUplink ? 1 : 0))
+    // a part keeps its group's nodes, numbered as in the whole scenario (node-K), and its share of the churn
+    const mine = this.part === undefined ? plan.map((_p, i) => i) : plan.flatMap((p, i) => p.group === this.part ? [i] : [])
+    const local = new Map<number, number>(mine.map((i, k) => [i, k]))
+    if (this.part !== undefined) this.churnPerHour = s.churn.joinLeavePerHour * mine.length / plan.length
+    e.init(mine.length + (hasUplink ? 1 : 0))
     const place = this.random.fork(3)
-    for (const [i, p] of plan.entries()) {
+    for (const [k, i] of mine.entries()) {
+      const p = plan[i]!
       const box = this.box(p.group)
       const battery = p.spec.power === 'ac' ? NaN : p.spec.battery ?? place.between(0.5, 1)
-      e.addNode(`node-${i}`, Math.max(0, p.group), battery)
+      e.addNode(`node-${i}`, Math.max(0, p.group), battery, false, i)
       let x: number, y: number
       if (p.spec.placement === 'center') {
         x = (box[0] + box[2]) / 2
@@ -69,9 +80,9 @@ export class World {
         x = place.between(box[0], box[2])
         y = place.between(box[1], box[3])
       }
-      e.radio.place(i, x, y)
+      e.radio.place(k, x, y)
       this.info.push({ spec: p.spec, group: Math.max(0, p.group), box, away: false, asleep: false, dead: false, tx: x, ty: y, speed: 0, pauseUntil: 0 })
-      if (p.spec.mobile) this.mobile.push(i)
+      if (p.spec.mobile) this.mobile.push(k)
     }
     if (hasUplink) {
       const m = e.addNode('mothership', -1, NaN, true)
@@ -84,8 +95,8 @@ export class World {
         if (on === 'uplink') sources.add(e.mothership)
         else if (on === 'each-group') {
           const seen = new Set<number>()
-          for (const [i, p] of plan.entries()) if (!seen.has(p.group)) { seen.add(p.group); sources.add(i) }
-        } else sources.add(Number(on.slice(5)))
+          for (const [i, p] of plan.entries()) if (!seen.has(p.group)) { seen.add(p.group); if (local.has(i)) sources.add(local.get(i)!) }
+        } else if (local.has(Number(on.slice(5)))) sources.add(local.get(Number(on.slice(5)))!)
       }
       for (const i of sources) e.give(i, b)
       // an advised build is held by the others only once the advisory reaches them (sim/advisory/)
@@ -103,7 +114,7 @@ export class World {
       if (inf.spec.sleep !== undefined) e.queue.push(this.random.exponential(inf.spec.sleep.awakeMin * 60_000), EV.WORLD, i, W.SLEEP)
     }
     if (this.info.some(inf => inf.spec.power === 'battery')) e.queue.push(BATTERY_TICK, EV.WORLD, -1, W.BATTERY)
-    if (s.churn.joinLeavePerHour > 0) e.queue.push(this.random.exponential(3_600_000 / s.churn.joinLeavePerHour), EV.WORLD, -1, W.CHURN)
+    if (this.churnPerHour > 0) e.queue.push(this.random.exponential(3_600_000 / this.churnPerHour), EV.WORLD, -1, W.CHURN)
     if (this.mobile.length > 0) e.queue.push(s.mobility.stepS * 1000, EV.WORLD, -1, W.MOVE)
     e.queue.push(0, EV.SAMPLE, -1)
     return e
@@ -182,7 +193,7 @@ export class World {
           this.refresh(pick.k)
           e.queue.push(e.now + this.random.exponential(this.s.churn.awayMin * 60_000), EV.WORLD, pick.k, W.RETURN)
         }
-        e.queue.push(e.now + this.random.exponential(3_600_000 / this.s.churn.joinLeavePerHour), EV.WORLD, -1, W.CHURN)
+        e.queue.push(e.now + this.random.exponential(3_600_000 / this.churnPerHour), EV.WORLD, -1, W.CHURN)
         return
       }
       case W.LEAVE:
