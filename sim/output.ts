@@ -86,7 +86,7 @@ function human (bytes: number): string {
 /** The summary as a plain-text table for a terminal. */
 export function summaryTable (s: Summary): string {
   const lines: string[] = []
-  lines.push(`scenario ${s.scenario}, seed ${s.seed}: ${s.nodes} laptops, ${s.duration_s} s simulated, ${s.radio.standard} ${s.radio.rate_mbps} Mb/s (effective ${s.radio.effective_mbps} Mb/s), range ${s.radio.range_m} m, loss ${s.radio.loss}`)
+  lines.push(`scenario ${s.scenario}, seed ${s.seed}: ${s.nodes} laptops${s.parts > 1 ? ` in ${s.parts} parts` : ''}, ${s.duration_s} s simulated, ${s.radio.standard} ${s.radio.rate_mbps} Mb/s (effective ${s.radio.effective_mbps} Mb/s), range ${s.radio.range_m} m, loss ${s.radio.loss}`)
   const head = ['build', 'size', 'complete', 'completion_s', 'bound_s', 'ratio', 'p50_s', 'p90_s']
   const rows = s.builds.map(b => [b.name, human(b.bytes), `${b.complete_nodes}/${s.nodes}`, b.completion_s ?? '-', b.airtime_bound_s, b.ratio ?? '-', b.p50_s ?? '-', b.p90_s ?? '-'].map(String))
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map(r => r[i]!.length)))
