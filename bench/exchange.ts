@@ -388,8 +388,8 @@ interface Round { ceiling?: number, floor?: number, pack?: number, fetch?: numbe
 
 /** The two floors as the rounds run and report them. */
 const FLOORS = [
-  { id: 'f', dir: 'floor', what: 'bare stream + the store\'s work', row: 'the same + read, sha-256, a file per block', result: 'floor' },
-  { id: 'p', dir: 'pack', what: 'bare stream + the work of a pack store', row: 'the same into packs: a read, a writev per MiB', result: 'packFloor' }
+  { id: 'f', round: 'floor', pack: false, what: 'bare stream + the store\'s work', row: 'the same + read, sha-256, a file per block', result: 'floor' },
+  { id: 'p', round: 'pack', pack: true, what: 'bare stream + the work of a pack store', row: 'the same into packs: a read, a writev per MiB', result: 'packFloor' }
 ] as const
 
 // ---- (c) Helia ----------------------------------------------------------------
@@ -628,9 +628,9 @@ export async function run_ (ctx: BenchContext): Promise<BenchOutput> {
       for (const fl of FLOORS) {
         if (!only.has(fl.id)) continue
         log(`(${fl.id}) ${fl.what}${tag}…`)
-        const f = await floor(seed, cid, join(work, `${fl.dir}-${round}`), fl.id === 'p')
+        const f = await floor(seed, cid, join(work, `${fl.round}-${round}`), fl.pack)
         const rate = f.bytes / MB / f.seconds
-        r[fl.id === 'p' ? 'pack' : 'floor'] = rate
+        r[fl.round] = rate
         rows.push([`(${fl.id}) ${fl.row}${tag}`, f.seconds.toFixed(2), mbs(f.bytes, f.seconds), Number.isNaN(ceilingS) ? '-' : (ceilingS / f.seconds * (f.bytes / (size << 20))).toFixed(2), f.cpuSender.toFixed(1), f.cpuReceiver.toFixed(1)])
         results[fl.result] ??= { ...f, mbPerS: rate }
       }

@@ -104,7 +104,7 @@ export async function run_ (ctx: BenchContext): Promise<BenchOutput> {
     rows.push([
       c.label,
       String(r.summary.nodes),
-      String(r.processes ?? 1),
+      String(r.processes),
       r.wall_s.toFixed(1) + (c.wallTarget !== undefined ? ` (< ${c.wallTarget})` : ''),
       r.cpu_s.toFixed(1),
       String(r.summary.events),

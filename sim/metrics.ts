@@ -34,18 +34,9 @@ export interface ElectedChange { t_s: number, component: number, members: number
 export class Metrics {
   readonly samples: Sample[] = []
   readonly elected: ElectedChange[] = []
-  /** ms with two or more servers in a component whose links had been still for CONVERGENCE_MS… */
-  splitBrain = 0
-  /** …and at any time. */
-  splitBrainRaw = 0
-  /** ms with a settled component of two or more laptops and no server. */
-  noServer = 0
-  private lastT = 0
   private readonly current = new Map<number, string | null>()
 
   sample (e: Engine, now: number): void {
-    const dt = now - this.lastT
-    this.lastT = now
     const complete = e.builds.map(() => 0)
     let up = 0
     for (const n of e.nodes) {
@@ -54,7 +45,7 @@ export class Metrics {
       for (let b = 0; b < complete.length; b++) if (n.held[b]?.complete === true) complete[b]!++
     }
     const el = e.hooks.election
-    const flags = el !== undefined ? this.sampleElection(e, now, dt) : { components: 0, servers: 0, split: false, splitRaw: false, none: false }
+    const flags = el !== undefined ? this.sampleElection(e, now) : { components: 0, servers: 0, split: false, splitRaw: false, none: false }
     this.samples.push({ t: now, complete, bytesOnAir: e.radio.bytesOnAir, up, flows: e.radio.active, ...flags })
     if (now < e.scenario.duration) e.queue.push(now + e.scenario.sampleMs, 7, -1)
   }
@@ -84,7 +75,7 @@ export class Metrics {
     return out
   }
 
-  private sampleElection (e: Engine, now: number, dt: number): Pick<Sample, 'components' | 'servers' | 'split' | 'splitRaw' | 'none'> {
+  private sampleElection (e: Engine, now: number): Pick<Sample, 'components' | 'servers' | 'split' | 'splitRaw' | 'none'> {
     const el = e.hooks.election!
     let split = false
     let splitRaw = false
@@ -117,9 +108,6 @@ export class Metrics {
       }
     }
     for (const id of [...this.current.keys()]) if (!seen.has(id)) this.current.delete(id)
-    if (split) this.splitBrain += dt
-    if (splitRaw) this.splitBrainRaw += dt
-    if (none) this.noServer += dt
     return { components: groups, servers: serversTotal, split, splitRaw, none }
   }
 }

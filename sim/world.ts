@@ -37,13 +37,12 @@ export class World {
   private readonly mobile: number[] = []
   /** The group simulated alone (parts: groups, sim/parts.ts), or undefined: every node. */
   readonly part: number | undefined
-  /** Churn per hour over this world's laptops: the scenario's, or a part's share of it. */
-  private churnPerHour: number
+  /** Churn per hour over this world's laptops: the scenario's, or a part's share of it (set up in setup()). */
+  private churnPerHour = 0
 
   constructor (scenario: Scenario, hooks: EngineHooks, part?: number) {
     this.s = scenario
     this.part = part
-    this.churnPerHour = scenario.churn.joinLeavePerHour
     // the engine keeps this very object: hooks set on it later (the election) are seen
     hooks.world = (_e, ev) => this.onEvent(ev)
     this.engine = new Engine(scenario, hooks, part)
@@ -64,7 +63,7 @@ export class World {
     // a part keeps its group's nodes, numbered as in the whole scenario (node-K), and its share of the churn
     const mine = this.part === undefined ? plan.map((_p, i) => i) : plan.flatMap((p, i) => p.group === this.part ? [i] : [])
     const local = new Map<number, number>(mine.map((i, k) => [i, k]))
-    if (this.part !== undefined) this.churnPerHour = s.churn.joinLeavePerHour * mine.length / plan.length
+    this.churnPerHour = this.part === undefined ? s.churn.joinLeavePerHour : s.churn.joinLeavePerHour * mine.length / plan.length
     e.init(mine.length + (hasUplink ? 1 : 0))
     const place = this.random.fork(3)
     for (const [k, i] of mine.entries()) {
@@ -95,8 +94,16 @@ export class World {
         if (on === 'uplink') sources.add(e.mothership)
         else if (on === 'each-group') {
           const seen = new Set<number>()
-          for (const [i, p] of plan.entries()) if (!seen.has(p.group)) { seen.add(p.group); if (local.has(i)) sources.add(local.get(i)!) }
-        } else if (local.has(Number(on.slice(5)))) sources.add(local.get(Number(on.slice(5)))!)
+          for (const [i, p] of plan.entries()) {
+            if (seen.has(p.group)) continue
+            seen.add(p.group)
+            const k = local.get(i)
+            if (k !== undefined) sources.add(k)
+          }
+        } else {
+          const k = local.get(Number(on.slice(5)))
+          if (k !== undefined) sources.add(k)
+        }
       }
       for (const i of sources) e.give(i, b)
       // an advised build is held by the others only once the advisory reaches them (sim/advisory/)

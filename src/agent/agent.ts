@@ -206,7 +206,7 @@ export class Agent {
     const collect = loadCollect()
     if (trim === undefined) this.log.debug('malloc_trim is not available: memory malloc freed after a transfer stays with the process')
     if (trim !== undefined || collect !== undefined) {
-      const trimmer = new MemoryTrimmer({ activity: () => this.traffic.total, ...(trim !== undefined ? { trim } : {}), ...(collect !== undefined ? { collect } : {}), logger: this.log })
+      const trimmer = new MemoryTrimmer({ activity: () => this.traffic.total, trim, collect, logger: this.log })
       trimmer.start()
       this.undo.push({ what: 'memory trimmer', fn: () => { trimmer.stop() } })
     }

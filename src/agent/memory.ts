@@ -71,9 +71,9 @@ export interface MemoryTrimmerInit {
   /** Bytes sent and received so far: a tick in which it grew by less than WORK_BYTES is quiet. */
   activity: () => number
   /** malloc_trim(0) (loadMallocTrim), where the native module loads. */
-  trim?: () => number
+  trim?: (() => number) | undefined
   /** A full collection of V8's heap, run before each trim (it frees what the trim then gives back). */
-  collect?: () => void
+  collect?: (() => void) | undefined
   /** Between ticks, ms (default 5 s). */
   everyMs?: number
   logger?: Logger
